@@ -1,0 +1,1 @@
+"""modelferry: Hugging Face Hub -> Amazon Bedrock Custom Model Import, verified."""

@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel
+
+from modelferry.aws import client
+from modelferry.importing import check_import
+from modelferry.observability import logger, metrics, tracer
+from modelferry.settings import ImportSettings, load_settings
+
+
+class CheckImportEvent(BaseModel):
+    job_arn: str
+    execution_id: str
+
+
+@logger.inject_lambda_context(correlation_id_path="execution_id")
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    parsed = CheckImportEvent.model_validate(event)
+    settings = load_settings(ImportSettings)
+    status = check_import(parsed.job_arn, bedrock=client("bedrock"), timeout_seconds=settings.import_timeout_seconds)
+    logger.info("import status", extra=status.model_dump(mode="json"))
+    if status.status == "Completed":
+        metrics.add_metric(name="ImportSeconds", unit=MetricUnit.Seconds, value=status.elapsed_seconds)
+    return status.model_dump(mode="json")

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from modelferry.aws import client
+from modelferry.hub import HubClient
+from modelferry.manifest import CopyItem
+from modelferry.observability import logger, metrics, tracer
+from modelferry.secrets import hub_token
+from modelferry.settings import CopySettings, load_settings
+from modelferry.transfer import copy_file
+
+
+@logger.inject_lambda_context(correlation_id_path="run.run_id")
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    item = CopyItem.model_validate(event)
+    settings = load_settings(CopySettings)
+    hub = HubClient(settings.hf_endpoint, hub_token(settings.hf_token_secret_arn))
+
+    def progress(done: int, total: int) -> None:
+        logger.info("copy progress", extra={"path": item.file.path, "bytes_done": done, "bytes_total": total})
+
+    result = copy_file(
+        item.file,
+        hub=hub,
+        repo_id=item.run.repo_id,
+        commit=item.run.commit,
+        bucket=item.run.bucket,
+        s3_client=client("s3"),
+        on_progress=progress,
+    )
+    logger.info("copied", extra=result.model_dump(mode="json"))
+    metrics.add_metric(name="BytesCopied", unit=MetricUnit.Bytes, value=result.bytes_copied)
+    if result.seconds > 0 and result.bytes_copied:
+        throughput = result.bytes_copied / result.seconds
+        metrics.add_metric(name="CopyThroughput", unit=MetricUnit.BytesPerSecond, value=throughput)
+    return result.model_dump(mode="json")

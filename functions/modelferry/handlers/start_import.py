@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel
+
+from modelferry.aws import client
+from modelferry.importing import start_import
+from modelferry.observability import logger, tracer
+from modelferry.planning import RunInfo
+
+
+class StartImportEvent(BaseModel):
+    run: RunInfo
+
+
+@logger.inject_lambda_context(correlation_id_path="run.execution_id")
+@tracer.capture_lambda_handler
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    parsed = StartImportEvent.model_validate(event)
+    result = start_import(parsed.run, bedrock=client("bedrock"))
+    logger.info("import started", extra=result.model_dump(mode="json"))
+    return result.model_dump(mode="json")

@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel
+
+from modelferry.aws import client
+from modelferry.observability import logger, metrics, tracer
+from modelferry.planning import ManifestRef, RunInfo
+from modelferry.s3_check import check_copied_model
+
+
+class ValidateEvent(BaseModel):
+    run: RunInfo
+    manifest: ManifestRef
+
+
+@logger.inject_lambda_context(correlation_id_path="run.execution_id")
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    parsed = ValidateEvent.model_validate(event)
+    result = check_copied_model(parsed.run, parsed.manifest.manifest_key, s3=client("s3"))
+    logger.info("validated in S3", extra=result.model_dump(mode="json"))
+    metrics.add_metric(name="ValidationFixes", unit="Count", value=len(result.fixes))
+    return result.model_dump(mode="json")

@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel
+
+from modelferry.aws import client
+from modelferry.observability import logger, metrics, tracer
+from modelferry.planning import RunInfo
+from modelferry.verification import verify_model
+
+
+class VerifyEvent(BaseModel):
+    run: RunInfo
+    model_arn: str
+
+
+@logger.inject_lambda_context(correlation_id_path="run.execution_id")
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    parsed = VerifyEvent.model_validate(event)
+    result = verify_model(parsed.model_arn, parsed.run, bedrock=client("bedrock"), runtime=client("bedrock-runtime"))
+    logger.info("verified", extra={"latency_ms": result.latency_ms, "total_tokens": result.total_tokens})
+    metrics.add_metric(name="VerifyLatency", unit=MetricUnit.Milliseconds, value=result.latency_ms)
+    return result.model_dump(mode="json")

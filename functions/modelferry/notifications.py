@@ -1,0 +1,208 @@
+"""Notify: one SNS message a person can read (what happened, what to do next, details as JSON) and the same
+outcome as an EventBridge event (`ModelImportSucceeded` / `ModelImportFailed`) for other systems."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+from modelferry.errors import NotificationFailed
+from modelferry.settings import NotifySettings
+
+EVENT_SOURCE = "modelferry"
+SUCCEEDED = "ModelImportSucceeded"
+FAILED = "ModelImportFailed"
+
+# What a person should do next, by the error name the state machine caught.
+NEXT_STEPS: dict[str, str] = {
+    "InvalidRequest": "Fix the named field in the execution input and start again.",
+    "HubRepoNotFound": "Check the repo_id; for a private repo store a token that can read it in the HF token secret.",
+    "HubRevisionNotFound": "Check the revision (branch, tag or commit sha) on the Hub.",
+    "HubAccessDenied": "Accept the model's licence on the Hub with the account whose token is in the HF token secret.",
+    "HubRateLimited": "The Hub kept rate-limiting: store a token (higher limits) or start again later.",
+    "HubUnavailable": "The Hub was unavailable: start again later; copied files are kept and not copied twice.",
+    "ModelNotImportable": "Bedrock would refuse this model: see the findings in the Hub validation report.",
+    "FileTooLargeForLambda": "Configure the Fargate copy task (CopyTaskImageUri) or raise LambdaMaxFileBytes.",
+    "ChecksumMismatch": "The Hub served bytes that do not match its checksum: start again; report it if it persists.",
+    "SizeMismatch": "The Hub served a different size than it published: start again.",
+    "SourceChanged": "The repository changed during the copy: start again to copy the new commit, or pin a revision.",
+    "TransferInterrupted": "A transfer kept failing: start again; files already verified are not copied twice.",
+    "StorageAccessDenied": "Give the copy functions write access to the model bucket and prefix.",
+    "CopyIncomplete": "Some files were not verified in S3: start again; verified files are skipped.",
+    "ModelValidationFailed": "The copied model breaks a Bedrock rule: see the S3 validation report.",
+    "ImportQuotaExceeded": "Another import kept running past the wait ceiling: start again when it ends.",
+    "BedrockThrottled": "Bedrock kept throttling: start again later.",
+    "ImportRoleNotReady": "Check the import role's trust policy (bedrock.amazonaws.com) and its S3 read access.",
+    "ImportRejected": "Bedrock refused the import request: read its message above.",
+    "ImportedModelExists": 'Use "if_exists": "reuse" or "replace", or another model_name.',
+    "ImportJobFailed": "Bedrock could not import the model: read its failureMessage above.",
+    "ImportTimedOut": "The job is still running in Bedrock: check it in the console; raise ImportTimeoutSeconds.",
+    "ModelNotReady": "The model did not warm up within the verify budget: invoke it again in a few minutes.",
+    "InvocationFailed": "The imported model could not be invoked: read the error above.",
+    "VerificationFailed": "The model answered, but not with a usable chat completion: check its chat template.",
+    "States.Timeout": "A step ran out of time: start again; verified files are not copied twice.",
+}
+DEFAULT_NEXT_STEP = "Read the error and cause above; the execution history shows the failing step."
+
+
+class Notification(BaseModel):
+    outcome: str
+    subject: str
+    text: str
+    details: dict[str, Any]
+
+
+def _error_message(cause: str | None) -> str:
+    """A Lambda failure's Cause is a JSON document; other causes are plain text."""
+    if not cause:
+        return ""
+    try:
+        document = json.loads(cause)
+    except ValueError:
+        return cause
+    if isinstance(document, dict):
+        return str(document.get("errorMessage") or document.get("Cause") or cause)
+    return cause
+
+
+def _duration(start: str | None, end: datetime) -> int | None:
+    if not start:
+        return None
+    try:
+        begun = datetime.fromisoformat(start.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return int((end - begun).total_seconds())
+
+
+def _subject(text: str) -> str:
+    return text if len(text) <= 100 else text[:97] + "..."
+
+
+def _cost(units: int | None, settings: NotifySettings) -> dict[str, Any] | None:
+    if not units:
+        return None
+    return {
+        "custom_model_units_per_copy": units,
+        "estimated_usd_per_5_minute_window": round(units * settings.price_per_cmu_minute * 5, 4),
+        "estimated_usd_storage_per_month": round(units * settings.storage_price_per_cmu_month, 4),
+        "price_per_cmu_minute": settings.price_per_cmu_minute,
+        "storage_price_per_cmu_month": settings.storage_price_per_cmu_month,
+    }
+
+
+def success_notification(state: dict[str, Any], execution_id: str, settings: NotifySettings) -> Notification:
+    run = state["plan"]["run"]
+    verify = state.get("verify") or {}
+    model = verify.get("model") or {}
+    now = datetime.now(UTC)
+    details = {
+        "outcome": "succeeded",
+        "execution_id": execution_id,
+        "repo_id": run["repo_id"],
+        "commit": run["commit"],
+        "model_name": run["model_name"],
+        "imported_model_arn": model.get("model_arn"),
+        "s3_uri": run["s3_uri"],
+        "job_arn": (state.get("import") or {}).get("job_arn"),
+        "files": state["plan"]["manifest"]["file_count"],
+        "bytes": state["plan"]["manifest"]["total_bytes"],
+        "duration_seconds": _duration(run.get("started_at"), now),
+        "import_seconds": (state.get("import_status") or {}).get("elapsed_seconds"),
+        "validation": state.get("validation"),
+        "verification": {k: verify.get(k) for k in ("reply", "finish_reason", "total_tokens", "latency_ms")},
+        "model": model,
+        "cost": _cost(model.get("custom_model_units"), settings),
+    }
+    lines = [
+        f"{run['repo_id']} (commit {run['commit'][:12]}) is imported into Amazon Bedrock as {run['model_name']} "
+        "and answered a test prompt.",
+        "",
+        f"Model ARN:  {model.get('model_arn')}",
+        f"Weights:    {run['s3_uri']} ({details['files']} files, {details['bytes']} bytes)",
+        f"Took:       {details['duration_seconds']} s in all, {details['import_seconds']} s importing",
+        f"Reply:      {verify.get('reply', '')[:300]!r} ({verify.get('latency_ms')} ms)",
+    ]
+    cost = details["cost"]
+    if cost:
+        lines.append(
+            f"Cost:       {cost['custom_model_units_per_copy']} Custom Model Units per copy: about "
+            f"${cost['estimated_usd_per_5_minute_window']} per active 5-minute window, "
+            f"${cost['estimated_usd_storage_per_month']} storage per month (from the stack's price parameters)"
+        )
+    lines += [
+        "",
+        "Next: invoke it with bedrock-runtime InvokeModel and an OpenAI chat-completions body, modelId = the ARN.",
+    ]
+    return Notification(
+        outcome="succeeded",
+        subject=_subject(f"modelferry: {run['model_name']} imported and verified"),
+        text="\n".join(lines),
+        details=details,
+    )
+
+
+def failure_notification(state: dict[str, Any], execution_id: str) -> Notification:
+    failure = state.get("failure") or {}
+    error = str(failure.get("Error") or "Unknown")
+    message = _error_message(failure.get("Cause"))
+    stage = state.get("failed_stage") or "unknown stage"
+    run = (state.get("plan") or {}).get("run") or {}
+    model_name = run.get("model_name") or state.get("model_name") or "model"
+    repo_id = run.get("repo_id") or state.get("repo_id")
+    next_step = NEXT_STEPS.get(error, DEFAULT_NEXT_STEP)
+    details = {
+        "outcome": "failed",
+        "execution_id": execution_id,
+        "stage": stage,
+        "error": error,
+        "cause": message,
+        "repo_id": repo_id,
+        "model_name": model_name,
+        "commit": run.get("commit"),
+        "s3_uri": run.get("s3_uri"),
+        "job_arn": (state.get("import") or {}).get("job_arn"),
+        "next_step": next_step,
+    }
+    text = "\n".join(
+        [
+            f"Importing {repo_id} as {model_name} failed at {stage}.",
+            "",
+            f"Error:  {error}",
+            f"Cause:  {message}",
+            "",
+            f"Next:   {next_step}",
+        ]
+    )
+    return Notification(
+        outcome="failed",
+        subject=_subject(f"modelferry: {model_name} FAILED at {stage} ({error})"),
+        text=text,
+        details=details,
+    )
+
+
+def publish(notification: Notification, settings: NotifySettings, *, sns: Any, events: Any) -> dict[str, Any]:
+    body = f"{notification.text}\n\nDetails:\n{json.dumps(notification.details, indent=2, default=str)}\n"
+    message_id = sns.publish(
+        TopicArn=settings.topic_arn,
+        Subject=notification.subject,
+        Message=body,
+        MessageAttributes={"outcome": {"DataType": "String", "StringValue": notification.outcome}},
+    )["MessageId"]
+    response = events.put_events(
+        Entries=[
+            {
+                "Source": EVENT_SOURCE,
+                "DetailType": SUCCEEDED if notification.outcome == "succeeded" else FAILED,
+                "Detail": json.dumps(notification.details, default=str),
+                "EventBusName": settings.event_bus_name,
+            }
+        ]
+    )
+    if response.get("FailedEntryCount"):
+        raise NotificationFailed(f"EventBridge refused the outcome event: {response['Entries']}")
+    return {"sns_message_id": message_id, "subject": notification.subject}

@@ -1,0 +1,207 @@
+"""Plan: pin the commit, choose the files, pre-check the model on the Hub, write the manifest.
+
+Everything here reads the Hub and writes only under the run prefix: when the model cannot import, the run stops
+here, before a single weight byte is copied and with nothing under the model prefix.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from modelferry.errors import FileTooLargeForLambda, ModelNotImportable
+from modelferry.hub import HubClient
+from modelferry.manifest import CopyItem, ExcludedFile, Manifest, ManifestEntry, RunContext
+from modelferry.naming import client_request_token, import_job_name, run_id
+from modelferry.request import ImportRequest
+from modelferry.s3io import join_prefix, put_json
+from modelferry.selection import Selection
+from modelferry.settings import PlanSettings
+from modelferry.validation import HubRepoSource, ValidationOptions, ValidationReport, validate
+
+
+class ExecutionInfo(BaseModel):
+    id: str
+    name: str
+    start_time: str
+
+
+class RunInfo(BaseModel):
+    """Everything later stages need about the run; small enough to travel in the state."""
+
+    run_id: str
+    execution_id: str
+    started_at: str
+    repo_id: str
+    revision: str
+    commit: str
+    model_name: str
+    bucket: str
+    model_prefix: str
+    s3_uri: str
+    run_prefix: str
+    job_name: str
+    client_request_token: str
+    import_role_arn: str
+    poll_seconds: int
+    if_exists: str
+    verify_prompt: str
+    verify_expect: str | None
+    verify_max_tokens: int
+    allow_quantized: bool
+
+
+class ManifestRef(BaseModel):
+    bucket: str
+    manifest_key: str
+    items_key: str
+    file_count: int
+    total_bytes: int
+    fargate_files: int
+
+
+class FargateNetwork(BaseModel):
+    """Where the Fargate copy task runs (only used when a file is above the Lambda threshold)."""
+
+    subnets: list[str]
+    security_groups: list[str]
+    assign_public_ip: str
+
+
+class PlanResult(BaseModel):
+    run: RunInfo
+    manifest: ManifestRef
+    validation: dict[str, Any]
+    fargate: FargateNetwork
+
+
+def plan(
+    request: ImportRequest, execution: ExecutionInfo, settings: PlanSettings, *, hub: HubClient, s3: Any
+) -> PlanResult:
+    commit = hub.resolve_commit(request.repo_id, request.revision)
+    hub_files = hub.list_files(request.repo_id, commit)
+    selection = Selection(include=request.include, exclude=request.exclude)
+
+    the_run_id = run_id(execution.name)
+    run_prefix = join_prefix(settings.runs_prefix, request.model_name, the_run_id)
+    model_prefix = join_prefix(settings.model_prefix, request.model_name, commit)
+    bucket = settings.model_bucket
+
+    report = validate(
+        HubRepoSource(hub, request.repo_id, commit, files=hub_files),
+        ValidationOptions(allow_quantized=request.allow_quantized, selection=selection),
+    )
+    report_key = f"{run_prefix}validation/hub-report.json"
+    put_json(s3, bucket, report_key, report.to_json_dict())
+    if report.verdict == "failed":
+        raise ModelNotImportable(f"{request.repo_id}@{commit[:12]} cannot be imported: {_error_summary(report)}")
+
+    entries: list[ManifestEntry] = []
+    excluded: list[ExcludedFile] = []
+    for f in hub_files:
+        reason = selection.exclusion_reason(f.path)
+        if reason:
+            excluded.append(ExcludedFile(path=f.path, size=f.size, reason=reason))
+            continue
+        entries.append(
+            ManifestEntry(
+                path=f.path,
+                size=f.size,
+                sha256=f.sha256,
+                blob_id=None if f.sha256 else f.blob_id,
+                key=model_prefix + f.path,
+                runner=_runner_for(f.path, f.size, settings),
+            )
+        )
+
+    manifest = Manifest(
+        repo_id=request.repo_id,
+        revision=request.revision,
+        commit=commit,
+        bucket=bucket,
+        model_prefix=model_prefix,
+        files=entries,
+        excluded=excluded,
+    )
+    run_context = RunContext(repo_id=request.repo_id, commit=commit, bucket=bucket, run_id=the_run_id)
+    manifest_key = f"{run_prefix}manifest.json"
+    items_key = f"{run_prefix}copy-items.json"
+    put_json(s3, bucket, manifest_key, manifest.model_dump(mode="json"))
+    put_json(s3, bucket, items_key, [CopyItem(file=e, run=run_context).model_dump(mode="json") for e in entries])
+
+    return PlanResult(
+        run=RunInfo(
+            run_id=the_run_id,
+            execution_id=execution.id,
+            started_at=execution.start_time,
+            repo_id=request.repo_id,
+            revision=request.revision,
+            commit=commit,
+            model_name=request.model_name,
+            bucket=bucket,
+            model_prefix=model_prefix,
+            s3_uri=f"s3://{bucket}/{model_prefix}",
+            run_prefix=run_prefix,
+            job_name=import_job_name(request.model_name, execution.id),
+            client_request_token=client_request_token(execution.id),
+            import_role_arn=request.import_role_arn or settings.import_role_arn,
+            poll_seconds=settings.import_poll_seconds,
+            if_exists=request.if_exists,
+            verify_prompt=request.verify_prompt,
+            verify_expect=request.verify_expect,
+            verify_max_tokens=request.verify_max_tokens,
+            allow_quantized=request.allow_quantized,
+        ),
+        manifest=ManifestRef(
+            bucket=bucket,
+            manifest_key=manifest_key,
+            items_key=items_key,
+            file_count=len(entries),
+            total_bytes=manifest.total_bytes,
+            fargate_files=sum(1 for e in entries if e.runner == "fargate"),
+        ),
+        validation={"verdict": report.verdict, "report_key": report_key, **_counts(report)},
+        fargate=FargateNetwork(
+            subnets=_split(settings.copy_task_subnets),
+            security_groups=_split(settings.copy_task_security_groups),
+            assign_public_ip="ENABLED" if settings.copy_task_assign_public_ip else "DISABLED",
+        ),
+    )
+
+
+def _split(csv: str) -> list[str]:
+    return [part.strip() for part in csv.split(",") if part.strip()]
+
+
+def _runner_for(path: str, size: int, settings: PlanSettings) -> str:
+    if size <= settings.lambda_max_file_bytes:
+        return "lambda"
+    if settings.copy_task_enabled:
+        return "fargate"
+    raise FileTooLargeForLambda(
+        f"{path} is {size} bytes, above the Lambda copy threshold of {settings.lambda_max_file_bytes} bytes "
+        "(stack parameter LambdaMaxFileBytes), and no Fargate copy task is configured (stack parameter "
+        "CopyTaskImageUri): configure the image, or raise the threshold if the file copies within 15 minutes"
+    )
+
+
+def _counts(report: ValidationReport) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for finding in report.findings:
+        severity = finding_severity(finding)
+        counts[severity] = counts.get(severity, 0) + 1
+    return counts
+
+
+def _error_summary(report: ValidationReport, limit: int = 5) -> str:
+    errors = [f for f in report.findings if finding_severity(f) == "error"]
+    shown = "; ".join(f"{f.code} ({f.path or 'repository'}): {f.message}" for f in errors[:limit])
+    more = f"; and {len(errors) - limit} more" if len(errors) > limit else ""
+    return shown + more
+
+
+def finding_severity(finding: Any) -> str:
+    """Severity as plain text, whether the engine stores an Enum or a string."""
+    severity = finding.severity
+    return str(getattr(severity, "value", severity))

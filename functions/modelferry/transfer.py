@@ -1,0 +1,424 @@
+"""Copy one Hub file into S3, streamed and verified: the engine behind the copy Lambda and the Fargate copy task.
+
+Files below `single_put_max_bytes` are read whole (ranges in parallel), hashed, and stored with one PutObject that
+carries ChecksumSHA256, so S3 itself checks what it stored. Larger files go through a multipart upload fed by
+parallel range reads: parts reach the hash in file order whatever order they arrive in, are uploaded in parallel,
+and the digest is compared before CompleteMultipartUpload. Any failure aborts the upload, so a bad file never
+becomes visible and no multipart upload is left open. Memory is bounded by parts in flight x part size whatever the
+file size; nothing touches the local disk.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any
+
+from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
+from pydantic import BaseModel, ConfigDict, Field
+
+from modelferry.errors import ChecksumMismatch, InvalidRequest, StorageAccessDenied, TransferInterrupted
+from modelferry.hub import HubClient
+from modelferry.manifest import META_BLOB_SHA1, META_SHA256, META_SOURCE_COMMIT, META_SOURCE_REPO, ManifestEntry
+from modelferry.transfer_source import HubFileReader
+
+logger = logging.getLogger(__name__)
+
+MiB = 1024 * 1024
+
+Progress = Callable[[int, int], None]
+
+_S3_DENIED = {"AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId", "AccountProblem"}
+# What is still failing after botocore's own retries (the caller configures standard retry mode), or an upload
+# aborted under our feet (the bucket's lifecycle rule): worth a retry of the whole copy by the state machine.
+_S3_TRANSIENT = {"SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout", "NoSuchUpload"}
+_S3_MISSING = {"404", "NoSuchKey", "NotFound"}
+
+
+class TransferOptions(BaseModel):
+    """Tuning of one file copy. The defaults suit a Lambda with 2 GiB of memory and a Fargate task alike."""
+
+    model_config = ConfigDict(frozen=True)
+
+    single_put_max_bytes: int = Field(
+        default=64 * MiB, ge=0, le=5 * 1024 * MiB, description="Files below this size take one PutObject."
+    )
+    min_part_size: int = Field(
+        default=8 * MiB, ge=1, description="Smallest multipart part; S3 refuses parts under 5 MiB (but the last)."
+    )
+    max_parts: int = Field(default=10_000, ge=1, le=10_000, description="S3's limit of parts per upload.")
+    parts_in_flight: int = Field(
+        default=8, ge=1, description="Parts being read or uploaded at once: the memory bound is this x part size."
+    )
+    read_retries: int = Field(default=5, ge=0, description="Attempts in a row without progress before giving up.")
+    backoff_seconds: float = Field(default=0.5, ge=0, description="First wait after a failed read; doubles.")
+    max_backoff_seconds: float = Field(default=10.0, ge=0)
+    rate_limit_wait_budget_seconds: float = Field(
+        default=120.0, ge=0, description="Wall time this copy may pause for Hub 429s before raising HubRateLimited."
+    )
+    hub_timeout_seconds: float = Field(default=30.0, gt=0, description="Connect and per-read timeout.")
+
+
+class CopyResult(BaseModel):
+    path: str
+    key: str
+    size: int
+    sha256: str | None = Field(description="sha256 of the bytes copied (for a skipped file: the recorded one).")
+    skipped: bool = Field(description="The object was already there, verified: nothing was read from the Hub.")
+    bytes_copied: int
+    seconds: float
+    parts: int = Field(description="1 for a single PutObject, 0 when skipped.")
+    part_size: int
+    peak_buffered_bytes: int = Field(description="Most bytes held in part buffers at once.")
+
+
+def part_size_for(size: int, options: TransferOptions) -> int:
+    """The smallest part size, from `min_part_size` up in whole MiB, that keeps the file within `max_parts`."""
+    needed = -(-size // options.max_parts)
+    return max(options.min_part_size, -(-needed // MiB) * MiB)
+
+
+def copy_file(
+    entry: ManifestEntry,
+    *,
+    hub: HubClient,
+    repo_id: str,
+    commit: str,
+    bucket: str,
+    s3_client: Any,
+    options: TransferOptions | None = None,
+    on_progress: Progress | None = None,
+) -> CopyResult:
+    """Copy `entry` from the Hub at `commit` to `s3://bucket/entry.key`, verified; skip it when already there."""
+    options = options or TransferOptions()
+    started = time.monotonic()
+    digest = _Digest(entry)
+    part_size = part_size_for(entry.size, options)
+
+    recorded = _verified_copy(s3_client, bucket, entry)
+    if recorded is not None:
+        logger.info("%s already in s3://%s/%s, verified: skipped", entry.path, bucket, entry.key)
+        return CopyResult(
+            path=entry.path,
+            key=entry.key,
+            size=entry.size,
+            sha256=recorded.get(META_SHA256),
+            skipped=True,
+            bytes_copied=0,
+            seconds=time.monotonic() - started,
+            parts=0,
+            part_size=part_size,
+            peak_buffered_bytes=0,
+        )
+
+    metadata = {META_SOURCE_REPO: repo_id, META_SOURCE_COMMIT: commit, **digest.expected_metadata}
+    target = _Target(s3_client, bucket, entry.key, metadata)
+    reader = HubFileReader(
+        hub,
+        repo_id=repo_id,
+        commit=commit,
+        path=entry.path,
+        size=entry.size,
+        sha256=entry.sha256,
+        connections=options.parts_in_flight,
+        retries=options.read_retries,
+        backoff_seconds=options.backoff_seconds,
+        max_backoff_seconds=options.max_backoff_seconds,
+        rate_limit_budget_seconds=options.rate_limit_wait_budget_seconds,
+        timeout_seconds=options.hub_timeout_seconds,
+    )
+    with reader:
+        reader.resolve()
+        copy = _FileCopy(
+            reader, digest, target, size=entry.size, part_size=part_size, options=options, on_progress=on_progress
+        )
+        parts = copy.put_whole() if entry.size < options.single_put_max_bytes else copy.put_multipart()
+
+    seconds = time.monotonic() - started
+    logger.info(
+        "copied %s to s3://%s/%s: %d bytes in %d part(s), %.1f s, %.1f MiB/s",
+        entry.path,
+        bucket,
+        entry.key,
+        entry.size,
+        parts,
+        seconds,
+        entry.size / MiB / max(seconds, 1e-6),
+    )
+    return CopyResult(
+        path=entry.path,
+        key=entry.key,
+        size=entry.size,
+        sha256=digest.sha256.hexdigest(),
+        skipped=False,
+        bytes_copied=entry.size,
+        seconds=seconds,
+        parts=parts,
+        part_size=part_size,
+        peak_buffered_bytes=copy.gauge.peak,
+    )
+
+
+class _Digest:
+    """sha256 of the bytes, plus the git blob sha1 for a file git stores itself (not LFS), checked at the end."""
+
+    def __init__(self, entry: ManifestEntry) -> None:
+        if entry.sha256 is None and entry.blob_id is None:
+            raise InvalidRequest(f"{entry.path}: the manifest entry has neither sha256 nor blob_id to verify it by")
+        self._entry = entry
+        self.sha256 = hashlib.sha256()
+        self._blob_sha1 = None
+        if entry.sha256 is None:
+            self._blob_sha1 = hashlib.sha1(f"blob {entry.size}\0".encode(), usedforsecurity=False)
+
+    @property
+    def expected_metadata(self) -> dict[str, str]:
+        if self._entry.sha256 is not None:
+            return {META_SHA256: self._entry.sha256}
+        return {META_BLOB_SHA1: str(self._entry.blob_id)}
+
+    def update(self, data: memoryview) -> None:
+        self.sha256.update(data)
+        if self._blob_sha1 is not None:
+            self._blob_sha1.update(data)
+
+    def check(self) -> None:
+        entry = self._entry
+        if entry.sha256 is not None and self.sha256.hexdigest() != entry.sha256:
+            raise ChecksumMismatch(
+                f"{entry.path}: the bytes read hash to sha256 {self.sha256.hexdigest()}, the Hub published "
+                f"{entry.sha256}; nothing was stored"
+            )
+        if self._blob_sha1 is not None and self._blob_sha1.hexdigest() != entry.blob_id:
+            raise ChecksumMismatch(
+                f"{entry.path}: the bytes read have git blob sha1 {self._blob_sha1.hexdigest()}, the Hub published "
+                f"{entry.blob_id}; nothing was stored"
+            )
+
+
+class _Target:
+    """The destination object: bucket, key and the metadata it is written with."""
+
+    def __init__(self, s3: Any, bucket: str, key: str, metadata: dict[str, str]) -> None:
+        self.s3 = s3
+        self.bucket = bucket
+        self.key = key
+        self.metadata = metadata
+
+    @contextmanager
+    def errors(self, action: str) -> Iterator[None]:
+        """Translate S3 failures into the named errors the state machine retries or reports."""
+        where = f"{action} on s3://{self.bucket}/{self.key}"
+        try:
+            yield
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            if code in _S3_DENIED or status == 403:
+                raise StorageAccessDenied(f"S3 refused {where}: {code}") from exc
+            if code == "BadDigest":
+                raise ChecksumMismatch(f"S3 found that the bytes sent for {where} do not match their sha256") from exc
+            if code in _S3_TRANSIENT or status >= 500:
+                raise TransferInterrupted(f"{where} still failed after retries: {code}") from exc
+            raise
+        except (ConnectionError, HTTPClientError) as exc:
+            raise TransferInterrupted(f"{where} failed: {exc}") from exc
+
+
+class _BufferGauge:
+    """Bytes held in part buffers, now and at most: the memory bound, measured rather than assumed."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held = 0
+        self.peak = 0
+
+    def hold(self, size: int) -> None:
+        with self._lock:
+            self._held += size
+            self.peak = max(self.peak, self._held)
+
+    def free(self, size: int) -> None:
+        with self._lock:
+            self._held -= size
+
+
+class _ProgressReporter:
+    def __init__(self, total: int, callback: Progress | None) -> None:
+        self._total = total
+        self._callback = callback
+        self._lock = threading.Lock()
+        self._done = 0
+
+    def add(self, size: int) -> None:
+        with self._lock:  # one call at a time, so the callback sees bytes_done only grow
+            self._done += size
+            if self._callback is not None:
+                self._callback(self._done, self._total)
+
+
+def _verified_copy(s3: Any, bucket: str, entry: ManifestEntry) -> dict[str, str] | None:
+    """The metadata of the object at entry.key if it is this file, already verified by an earlier copy."""
+    target = _Target(s3, bucket, entry.key, {})
+    try:
+        with target.errors("HeadObject"):
+            head = s3.head_object(Bucket=bucket, Key=entry.key)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in _S3_MISSING:
+            return None
+        raise
+    metadata: dict[str, str] = head.get("Metadata", {})
+    if head["ContentLength"] != entry.size:
+        return None
+    if entry.sha256 is not None:
+        return metadata if metadata.get(META_SHA256) == entry.sha256 else None
+    return metadata if metadata.get(META_BLOB_SHA1) == entry.blob_id else None
+
+
+def _zeroed_buffer(size: int) -> io.BytesIO:
+    """A BytesIO of `size` zero bytes, to be filled through getbuffer(): botocore takes it as a file, so the bytes
+    are never copied (it refuses memoryviews, and bytes(bytearray) would double the memory)."""
+    buffer = io.BytesIO()
+    if size:
+        buffer.seek(size - 1)
+        buffer.write(b"\0")
+        buffer.seek(0)
+    return buffer
+
+
+class _FileCopy:
+    """The bytes of one file on their way: read from the Hub, hashed in order, stored in S3."""
+
+    def __init__(
+        self,
+        reader: HubFileReader,
+        digest: _Digest,
+        target: _Target,
+        *,
+        size: int,
+        part_size: int,
+        options: TransferOptions,
+        on_progress: Progress | None,
+    ) -> None:
+        self._reader = reader
+        self._digest = digest
+        self._target = target
+        self._size = size
+        self._part_size = part_size
+        self._options = options
+        self._reporter = _ProgressReporter(size, on_progress)
+        self.gauge = _BufferGauge()
+        # a part takes a slot before its read starts and gives it back when its upload ends
+        self._slots = threading.Semaphore(options.parts_in_flight)
+        self._upload_errors: list[BaseException] = []
+
+    def put_whole(self) -> int:
+        """Read the file whole (chunks in parallel), verify it, store it with one PutObject that S3 checks too."""
+        size, chunk, target = self._size, self._part_size, self._target
+        self.gauge.hold(size)
+        body = _zeroed_buffer(size)
+        try:
+            with body.getbuffer() as view:
+                offsets = range(0, size, chunk)
+                with ThreadPoolExecutor(max_workers=max(1, min(self._options.parts_in_flight, len(offsets)))) as pool:
+                    reads = [pool.submit(self._reader.read_into, view[o : o + chunk], o) for o in offsets]
+                    for read in reads:
+                        read.result()
+                self._digest.update(view)
+            self._digest.check()
+            checksum = base64.b64encode(self._digest.sha256.digest()).decode()
+            with target.errors("PutObject"):
+                target.s3.put_object(
+                    Bucket=target.bucket, Key=target.key, Body=body, Metadata=target.metadata, ChecksumSHA256=checksum
+                )
+        finally:
+            self.gauge.free(size)
+        self._reporter.add(size)
+        return 1
+
+    def put_multipart(self) -> int:
+        """Stream the parts into a multipart upload, completed only when the whole file hashed as published."""
+        target = self._target
+        with target.errors("CreateMultipartUpload"):
+            created = target.s3.create_multipart_upload(Bucket=target.bucket, Key=target.key, Metadata=target.metadata)
+        upload_id = created["UploadId"]
+        try:
+            parts = self._stream_parts(upload_id)
+            self._digest.check()
+            with target.errors("CompleteMultipartUpload"):
+                target.s3.complete_multipart_upload(
+                    Bucket=target.bucket, Key=target.key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+                )
+        except BaseException:
+            _abort(target, upload_id)
+            raise
+        return len(parts)
+
+    def _stream_parts(self, upload_id: str) -> list[dict[str, Any]]:
+        """Read parts in parallel, hash them in order on this thread, upload them in parallel; the slots keep at
+        most `parts_in_flight` part buffers alive."""
+        count = max(1, -(-self._size // self._part_size))
+        in_flight = self._options.parts_in_flight
+        # reads and uploads each use at most `in_flight` workers, so a submitted task never waits for a thread
+        pool = ThreadPoolExecutor(max_workers=2 * in_flight, thread_name_prefix="part")
+        reads: deque[Future[io.BytesIO]] = deque()
+        uploads: list[Future[dict[str, Any]]] = []
+        next_read = 1
+        try:
+            for number in range(1, count + 1):
+                # top up the reads ahead; block for a slot only when nothing is being read
+                while next_read <= count and self._slots.acquire(blocking=not reads):
+                    reads.append(pool.submit(self._read_part, next_read))
+                    next_read += 1
+                body = reads.popleft().result()
+                with body.getbuffer() as view:
+                    self._digest.update(view)
+                uploads.append(pool.submit(self._upload_part, upload_id, number, body))
+                del body  # the upload owns the buffer now: its slot frees the memory
+                if self._upload_errors:
+                    raise self._upload_errors[0]
+            return [upload.result() for upload in uploads]
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _part_length(self, number: int) -> int:
+        return min(self._part_size, self._size - (number - 1) * self._part_size)
+
+    def _read_part(self, number: int) -> io.BytesIO:
+        self.gauge.hold(self._part_length(number))
+        body = _zeroed_buffer(self._part_length(number))
+        with body.getbuffer() as view:
+            self._reader.read_into(view, (number - 1) * self._part_size)
+        return body
+
+    def _upload_part(self, upload_id: str, number: int, body: io.BytesIO) -> dict[str, Any]:
+        target, length = self._target, self._part_length(number)
+        try:
+            with target.errors(f"UploadPart {number}"):
+                response = target.s3.upload_part(
+                    Bucket=target.bucket, Key=target.key, UploadId=upload_id, PartNumber=number, Body=body
+                )
+        except BaseException as exc:
+            self._upload_errors.append(exc)
+            raise
+        finally:
+            self.gauge.free(length)
+            self._slots.release()
+        self._reporter.add(length)
+        return {"PartNumber": number, "ETag": response["ETag"]}
+
+
+def _abort(target: _Target, upload_id: str) -> None:
+    try:
+        target.s3.abort_multipart_upload(Bucket=target.bucket, Key=target.key, UploadId=upload_id)
+    except (ClientError, ConnectionError, HTTPClientError):
+        # the original failure matters more; the bucket's lifecycle rule removes what is left
+        logger.exception("could not abort multipart upload %s of s3://%s/%s", upload_id, target.bucket, target.key)

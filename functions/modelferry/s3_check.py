@@ -31,7 +31,9 @@ def check_copied_model(run: RunInfo, manifest_key: str, *, s3: Any) -> CheckResu
     if problems:
         shown = "; ".join(problems[:10])
         more = f"; and {len(problems) - 10} more" if len(problems) > 10 else ""
-        raise CopyIncomplete(f"{len(problems)} of {len(manifest.files)} planned files are not verified in S3: {shown}{more}")
+        raise CopyIncomplete(
+            f"{len(problems)} of {len(manifest.files)} planned files are not verified in S3: {shown}{more}"
+        )
 
     source = S3PrefixSource(s3, run.bucket, run.model_prefix)
     options = ValidationOptions(allow_quantized=run.allow_quantized, selection=Selection())

@@ -1,0 +1,5 @@
+import sys
+
+from modelferry_cli.main import main
+
+sys.exit(main())

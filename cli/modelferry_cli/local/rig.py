@@ -1,0 +1,348 @@
+"""The local rig: the real state machine definition and the real handlers, on one machine.
+
+Step Functions, Lambda, S3, SNS, EventBridge and Secrets Manager come from moto (in-process, with its Step
+Functions interpreter actually executing the definition); Bedrock from the project's emulator over real HTTP
+(boto3 reaches it through AWS_ENDPOINT_URL_BEDROCK[_RUNTIME]); the Hugging Face Hub from HF_ENDPOINT when given,
+else from the built-in LocalHub serving a generated GPT-OSS-shaped model. The wiring (functions, handlers,
+environment variable names, definition substitutions) is read from template.yaml, so the local run cannot drift
+from what is deployed.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import time
+import uuid
+import zipfile
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import boto3
+
+from modelferry_cli.local import template as cfn
+from modelferry_cli.local.bedrock_emulator import BedrockEmulator, EmulatorBehaviour
+from modelferry_cli.local.moto_patches import SimulatedClock, in_process_lambdas, simulated_waits
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+BUCKET = "modelferry-local-models"
+EVENT_BUS = "modelferry-local-outcomes"
+TOKEN_SECRET_NAME = "modelferry/local/hf-token"  # noqa: S105 - a name, not a secret
+
+
+@dataclass
+class StateRun:
+    name: str
+    seconds: float
+    status: str  # "ok" or "failed"
+
+
+@dataclass
+class ExecutionReport:
+    execution_arn: str
+    status: str
+    error: str | None
+    cause: str | None
+    input: dict[str, Any]
+    output: dict[str, Any] | None
+    states: list[StateRun]
+    notifications: list[dict[str, Any]]
+    events: list[dict[str, Any]]
+    simulated_wait_seconds: float
+    wall_seconds: float
+    lambda_calls: list[tuple[str, Any, Any]] = field(default_factory=list)
+
+    @property
+    def s3_uri(self) -> str | None:
+        return (((self.output or {}).get("plan") or {}).get("run") or {}).get("s3_uri")
+
+    @property
+    def imported_model_arn(self) -> str | None:
+        return ((self.output or {}).get("import_status") or {}).get("imported_model_arn")
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "error": self.error,
+            "cause": self.cause,
+            "execution_arn": self.execution_arn,
+            "s3_uri": self.s3_uri,
+            "imported_model_arn": self.imported_model_arn,
+            "states": [vars(s) for s in self.states],
+            "notifications": self.notifications,
+            "events": self.events,
+            "simulated_wait_seconds": self.simulated_wait_seconds,
+            "wall_seconds": round(self.wall_seconds, 3),
+            "output": self.output,
+        }
+
+
+def local_settings(hf_endpoint: str, overrides: dict[str, str] | None = None) -> dict[str, str]:
+    """Values for every environment variable the template gives a function, as the local stack would."""
+    values = {
+        "MODEL_BUCKET": BUCKET,
+        "MODEL_PREFIX": "models/",
+        "RUNS_PREFIX": "modelferry-runs/",
+        "HF_ENDPOINT": hf_endpoint,
+        "HF_TOKEN_SECRET_ARN": "",
+        "IMPORT_ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/modelferry-local-import",
+        "IMPORT_POLL_SECONDS": "60",
+        "IMPORT_TIMEOUT_SECONDS": "14400",
+        "LAMBDA_MAX_FILE_BYTES": str(20 * 1024**3),
+        "COPY_TASK_ENABLED": "false",
+        "COPY_TASK_SUBNETS": "subnet-local",
+        "COPY_TASK_SECURITY_GROUPS": "sg-local",
+        "COPY_TASK_ASSIGN_PUBLIC_IP": "true",
+        "TOPIC_ARN": "",  # filled in once the topic exists
+        "EVENT_BUS_NAME": EVENT_BUS,
+        "PRICE_PER_CMU_MINUTE": "0.0785",
+        "STORAGE_PRICE_PER_CMU_MONTH": "1.95",
+        "POWERTOOLS_SERVICE_NAME": "modelferry",
+        "POWERTOOLS_METRICS_NAMESPACE": "Modelferry",
+        "POWERTOOLS_LOG_LEVEL": "WARNING",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+        "HF_HUB_DISABLE_XET": "1",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+    }
+    values.update(overrides or {})
+    return values
+
+
+class LocalRig:
+    """Context manager: `with LocalRig() as rig: report = rig.run({"repo_id": ..., "model_name": ...})`."""
+
+    def __init__(
+        self,
+        *,
+        hf_endpoint: str | None = None,
+        behaviour: EmulatorBehaviour | None = None,
+        settings: dict[str, str] | None = None,
+        hf_token: str | None = None,
+        template_path: Path = REPO_ROOT / "template.yaml",
+    ) -> None:
+        self._hf_endpoint = hf_endpoint
+        self._behaviour = behaviour
+        self._settings_overrides = settings or {}
+        self._hf_token = hf_token
+        self._template_path = template_path
+        self._stack = ExitStack()
+        self.clock = SimulatedClock()
+        self.hub: Any = None
+        self.bedrock: BedrockEmulator | None = None
+        self.lambda_calls: list[tuple[str, Any, Any]] = []
+
+    # --- set-up ---------------------------------------------------------------------------------------------
+    def __enter__(self) -> LocalRig:
+        try:
+            self._set_up()
+        except BaseException:
+            self._stack.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def _set_up(self) -> None:
+        from moto import mock_aws
+
+        template = cfn.load_template(self._template_path)
+        functions = cfn.functions(template)
+        _, machine = cfn.state_machine(template)
+
+        hf_endpoint = self._hf_endpoint or self._start_local_hub()
+        settings = local_settings(hf_endpoint, self._settings_overrides)
+        self._stack.enter_context(
+            mock.patch.dict(
+                os.environ,
+                {
+                    **settings,
+                    "AWS_DEFAULT_REGION": REGION,
+                    "AWS_ACCESS_KEY_ID": "local",
+                    "AWS_SECRET_ACCESS_KEY": "local",
+                },
+            )
+        )
+        self._stack.enter_context(
+            mock_aws(config={"stepfunctions": {"execute_state_machine": True}})  # type: ignore[typeddict-item]
+        )
+        self.bedrock = BedrockEmulator(lambda: boto3.client("s3", region_name=REGION), self._behaviour).start()
+        self._stack.callback(self.bedrock.stop)
+        os.environ["AWS_ENDPOINT_URL_BEDROCK"] = self.bedrock.url
+        os.environ["AWS_ENDPOINT_URL_BEDROCK_RUNTIME"] = self.bedrock.url
+
+        self._create_aws_resources()
+        missing = {name for spec in functions.values() for name in spec["environment"] if name not in os.environ}
+        if missing:
+            raise RuntimeError(f"template.yaml gives functions variables the local rig does not set: {sorted(missing)}")
+
+        handlers = {logical_id: spec["handler"] for logical_id, spec in functions.items()}
+        self._stack.enter_context(in_process_lambdas(handlers, on_invoke=self._record_call))
+        self._stack.enter_context(simulated_waits(self.clock))
+        self._function_arns = {logical_id: self._create_function(logical_id) for logical_id in functions}
+        self.state_machine_arn = self._create_state_machine(machine)
+
+    def _start_local_hub(self) -> str:
+        from modelferry_cli.local.hub_server import DEMO_REPO_ID, LocalHub
+        from modelferry_cli.local.model_factory import gpt_oss_repo
+
+        self.hub = self._stack.enter_context(LocalHub())
+        self.hub.add_repo(DEMO_REPO_ID, gpt_oss_repo())
+        return str(self.hub.url)
+
+    def _create_aws_resources(self) -> None:
+        s3 = boto3.client("s3", region_name=REGION)
+        s3.create_bucket(Bucket=BUCKET)
+        sqs = boto3.client("sqs", region_name=REGION)
+        self._notification_queue = sqs.create_queue(QueueName="modelferry-local-notifications")["QueueUrl"]
+        self._event_queue = sqs.create_queue(QueueName="modelferry-local-events")["QueueUrl"]
+        queue_arn = lambda url: sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[  # noqa: E731
+            "Attributes"
+        ]["QueueArn"]
+        sns = boto3.client("sns", region_name=REGION)
+        topic_arn = sns.create_topic(Name="modelferry-local-notifications")["TopicArn"]
+        sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn(self._notification_queue))
+        os.environ["TOPIC_ARN"] = topic_arn
+        events = boto3.client("events", region_name=REGION)
+        events.create_event_bus(Name=EVENT_BUS)
+        events.put_rule(Name="capture-outcomes", EventBusName=EVENT_BUS, EventPattern='{"source": ["modelferry"]}')
+        events.put_targets(
+            Rule="capture-outcomes",
+            EventBusName=EVENT_BUS,
+            Targets=[{"Id": "queue", "Arn": queue_arn(self._event_queue)}],
+        )
+        if self._hf_token:
+            secret_arn = boto3.client("secretsmanager", region_name=REGION).create_secret(
+                Name=TOKEN_SECRET_NAME, SecretString=self._hf_token
+            )["ARN"]
+            os.environ["HF_TOKEN_SECRET_ARN"] = secret_arn
+        iam = boto3.client("iam", region_name=REGION)
+        self._role_arn = iam.create_role(
+            RoleName="modelferry-local-execution",
+            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
+        )["Role"]["Arn"]
+
+    def _create_function(self, logical_id: str) -> str:
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w") as zf:
+            zf.writestr("placeholder.py", "# the local rig runs the real handler in-process\n")
+        response = boto3.client("lambda", region_name=REGION).create_function(
+            FunctionName=logical_id,
+            Runtime="python3.13",
+            Role=self._role_arn,
+            Handler="placeholder.handler",
+            Code={"ZipFile": archive.getvalue()},
+        )
+        return str(response["FunctionArn"])
+
+    def _create_state_machine(self, machine: dict[str, Any]) -> str:
+        definition = (REPO_ROOT / machine["DefinitionUri"]).read_text()
+        for key, value in machine.get("DefinitionSubstitutions", {}).items():
+            definition = definition.replace("${" + key + "}", self._substitution(key, value))
+        response = boto3.client("stepfunctions", region_name=REGION).create_state_machine(
+            name="modelferry-local", definition=definition, roleArn=self._role_arn, type="STANDARD"
+        )
+        return str(response["stateMachineArn"])
+
+    def _substitution(self, key: str, value: Any) -> str:
+        if isinstance(value, dict) and "Fn::GetAtt" in value:
+            logical_id = value["Fn::GetAtt"][0]
+            if logical_id in self._function_arns:
+                return self._function_arns[logical_id]
+        return f"arn:aws:local:{REGION}:{ACCOUNT}:{key}"
+
+    def _record_call(self, function: str, event: Any, result: Any) -> None:
+        self.lambda_calls.append((function, event, result))
+
+    # --- running ------------------------------------------------------------------------------------------------
+    def start(self, request: dict[str, Any], name: str | None = None) -> str:
+        sfn = boto3.client("stepfunctions", region_name=REGION)
+        return str(
+            sfn.start_execution(
+                stateMachineArn=self.state_machine_arn,
+                name=name or f"local-{uuid.uuid4().hex[:12]}",
+                input=json.dumps(request),
+            )["executionArn"]
+        )
+
+    def wait(self, execution_arn: str, timeout: float = 300.0) -> ExecutionReport:
+        sfn = boto3.client("stepfunctions", region_name=REGION)
+        started = time.monotonic()
+        while True:
+            described = sfn.describe_execution(executionArn=execution_arn)
+            if described["status"] != "RUNNING":
+                break
+            if time.monotonic() - started > timeout:
+                raise TimeoutError(f"{execution_arn} still RUNNING after {timeout} s")
+            time.sleep(0.05)
+        history = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
+        output = json.loads(described["output"]) if described.get("output") else None
+        return ExecutionReport(
+            execution_arn=execution_arn,
+            status=described["status"],
+            error=described.get("error"),
+            cause=described.get("cause"),
+            input=json.loads(described.get("input") or "{}"),
+            output=output,
+            states=_state_runs(history),
+            notifications=self._drain(self._notification_queue, sns_envelope=True),
+            events=self._drain(self._event_queue, sns_envelope=False),
+            simulated_wait_seconds=self.clock.total_seconds,
+            wall_seconds=(
+                described.get("stopDate", datetime.now(described["startDate"].tzinfo)) - described["startDate"]
+            ).total_seconds(),
+            lambda_calls=list(self.lambda_calls),
+        )
+
+    def run(self, request: dict[str, Any], name: str | None = None, timeout: float = 300.0) -> ExecutionReport:
+        return self.wait(self.start(request, name), timeout)
+
+    def _drain(self, queue_url: str, *, sns_envelope: bool) -> list[dict[str, Any]]:
+        sqs = boto3.client("sqs", region_name=REGION)
+        found = []
+        while True:
+            messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+            if not messages:
+                return found
+            for message in messages:
+                body = json.loads(message["Body"])
+                if sns_envelope:
+                    found.append({"subject": body.get("Subject"), "message": body.get("Message")})
+                else:
+                    found.append(body)
+                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def _state_runs(history: list[dict[str, Any]]) -> list[StateRun]:
+    """Pair each StateEntered with its StateExited (or the failure that ended it)."""
+    runs: list[StateRun] = []
+    open_states: dict[str, datetime] = {}
+    for event in history:
+        entered = next((v for k, v in event.items() if k == "stateEnteredEventDetails"), None)
+        exited = next((v for k, v in event.items() if k == "stateExitedEventDetails"), None)
+        if entered:
+            open_states[entered["name"]] = event["timestamp"]
+        elif exited and exited["name"] in open_states:
+            begun = open_states.pop(exited["name"])
+            runs.append(StateRun(exited["name"], (event["timestamp"] - begun).total_seconds(), "ok"))
+        elif event["type"] in {"ExecutionFailed", "MapRunFailed", "TaskFailed", "LambdaFunctionFailed"}:
+            for name, begun in list(open_states.items()):
+                if event["type"] == "ExecutionFailed":
+                    runs.append(StateRun(name, (event["timestamp"] - begun).total_seconds(), "failed"))
+                    open_states.pop(name)
+    return runs
+
+
+@contextmanager
+def local_rig(**kwargs: Any) -> Iterator[LocalRig]:
+    with LocalRig(**kwargs) as rig:
+        yield rig

@@ -1,0 +1,31 @@
+"""`modelferry`: the command line for people (run locally, validate a model)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from modelferry_cli import run_local, validate_cmd
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="modelferry", description="Hugging Face Hub -> Amazon Bedrock Custom Model Import, verified."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    local = commands.add_parser("run-local", help="run the whole workflow on this machine")
+    run_local.add_arguments(local)
+    local.set_defaults(func=run_local.run)
+    validate = commands.add_parser("validate", help="check a model against Bedrock's import rules")
+    validate_cmd.add_arguments(validate)
+    validate.set_defaults(func=validate_cmd.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,4 +1,4 @@
-"""boto3 clients with the retry policy every stage wants: adaptive retries absorb S3 SlowDown and throttling."""
+"""boto3 clients with the retry policy every stage wants: standard retries absorb S3 SlowDown and throttling."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-_CONFIG = Config(retries={"mode": "standard", "max_attempts": 8}, connect_timeout=10, read_timeout=120)
 
-
-def client(service: str) -> Any:
-    return boto3.client(service, config=_CONFIG)  # type: ignore[call-overload]
+def client(service: str, *, total_max_attempts: int = 8) -> Any:
+    """`total_max_attempts=1` leaves retrying to the state machine, where the budget is visible in the history."""
+    config = Config(
+        retries={"mode": "standard", "total_max_attempts": total_max_attempts}, connect_timeout=10, read_timeout=120
+    )
+    return boto3.client(service, config=config)  # type: ignore[call-overload]

@@ -22,7 +22,10 @@ class VerifyEvent(BaseModel):
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     parsed = VerifyEvent.model_validate(event)
-    result = verify_model(parsed.model_arn, parsed.run, bedrock=client("bedrock"), runtime=client("bedrock-runtime"))
+    # botocore retries ModelNotReadyException on its own (a modelled retryable error); the state machine's Retry
+    # owns that budget instead, so each attempt shows in the execution history.
+    runtime = client("bedrock-runtime", total_max_attempts=1)
+    result = verify_model(parsed.model_arn, parsed.run, bedrock=client("bedrock"), runtime=runtime)
     logger.info("verified", extra={"latency_ms": result.latency_ms, "total_tokens": result.total_tokens})
     metrics.add_metric(name="VerifyLatency", unit=MetricUnit.Milliseconds, value=result.latency_ms)
     return result.model_dump(mode="json")

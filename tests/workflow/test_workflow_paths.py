@@ -61,7 +61,8 @@ def test_happy_path_copies_fixes_imports_verifies_and_notifies(hub: LocalHub, ri
     )
     assert "total_parameters" in original["metadata"]
 
-    assert report.imported_model_arn and report.imported_model_arn.startswith("arn:aws:bedrock:")
+    assert report.imported_model_arn
+    assert report.imported_model_arn.startswith("arn:aws:bedrock:")
     assert [n["subject"] for n in report.notifications] == ["modelferry: med-gpt-oss-tiny imported and verified"]
     assert report.imported_model_arn in report.notifications[0]["message"]
     assert [e["detail-type"] for e in report.events] == ["ModelImportSucceeded"]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
+
 from modelferry.errors import ModelferryError
 from modelferry.hub import HubClient, HubFileNotFound
 from modelferry.validation import (
@@ -30,7 +31,8 @@ from modelferry.validation import (
 )
 
 EXIT_OK, EXIT_FAILED, EXIT_UNREADABLE = 0, 1, 2
-# Everything that means "could not read the target" rather than "the model is wrong".
+# Everything that means "could not read the target" rather than "the model is wrong" (ValueError: e.g. --fix on a
+# bucket root, which leaves no prefix outside the model to keep the original in).
 UNREADABLE_ERRORS = (OSError, ModelferryError, HubFileNotFound, ClientError, BotoCoreError, ValueError)
 
 VERDICT_LINES = {
@@ -129,8 +131,8 @@ def render(report: ValidationReport, applied: list[AppliedFix]) -> str:
     lines = [
         VERDICT_LINES[report.verdict],
         f"  {report.target}: {report.model_type or 'unknown model type'}{architectures}, "
-        f"{report.total_weight_bytes / 1e9:.2f} GB of safetensors weights in {report.files_checked} files to copy",
-        f"  read {report.bytes_read:,} bytes{share} in {report.read_requests} reads",
+        f"{_size(report.total_weight_bytes)} of safetensors weights, {report.files_checked} files to copy",
+        f"  read {_size(report.bytes_read)}{share} in {report.read_requests} reads",
     ]
     for fix in applied:
         lines.append(f"  fixed {fix.path} ({fix.rule_code}); original kept at {fix.backup}")
@@ -146,3 +148,10 @@ def _render_finding(finding: Finding) -> str:
     if finding.severity is Severity.INFO:  # one line each: they are many and their hint is the same
         return f"  {finding.code}{where}: {finding.message}"
     return f"  {finding.code}{where}\n      {finding.message}\n      fix: {finding.hint}"
+
+
+def _size(count: int) -> str:
+    for unit, scale in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if count >= scale:
+            return f"{count / scale:.1f} {unit}"
+    return f"{count} bytes"

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from safetensors.numpy import save
+
 from modelferry.validation.safetensors_header import HeaderError, read_header
 from modelferry_cli.local.model_factory import safetensors_bytes
-from safetensors.numpy import save
 
 TENSORS = {"a": ("BF16", (4, 8)), "b": ("F32", (3,)), "c": ("U8", (2, 2, 16))}
 

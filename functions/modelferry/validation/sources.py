@@ -62,7 +62,9 @@ class Source(ABC):
 
     def read_file(self, path: str, max_bytes: int = SMALL_FILE_MAX_BYTES) -> bytes:
         """Read a listed small file whole."""
-        size = next(f.size for f in self.list_files() if f.path == path)
+        size = next((f.size for f in self.list_files() if f.path == path), None)
+        if size is None:
+            raise FileNotFoundError(f"{path} is not in {self.location}")
         if size > max_bytes:
             raise FileTooLargeError(f"{path} is {size} bytes, more than the {max_bytes} a small file may be")
         return self.read_range(path, 0, size)

@@ -11,4 +11,4 @@ from modelferry.validation.view import ModelView
 
 def excluded_paths(view: ModelView, options: ValidationOptions) -> Iterator[Finding]:
     for file, reason in view.excluded:
-        yield finding("PATH_EXCLUDED", file.path, f"not copied ({file.size:,} bytes): {reason}")
+        yield finding("PATH_EXCLUDED", file.path, f"{reason} ({file.size:,} bytes)")

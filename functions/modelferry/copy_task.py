@@ -64,9 +64,7 @@ def _every_tenth(logger: Logger) -> Progress:
 
 def main() -> int:
     logger = Logger(service="modelferry-copy-task", logger_handler=logging.StreamHandler(sys.stderr))
-    copy_config_to_registered_loggers(
-        source_logger=logger, include={"modelferry.transfer", "modelferry.transfer_source"}
-    )
+    copy_config_to_registered_loggers(source_logger=logger, include={"modelferry"})  # the engine's retries too
     try:
         result = run_copy(logger)
     except Exception as exc:  # every failure must reach the state machine as one named JSON error

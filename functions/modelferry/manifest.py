@@ -15,6 +15,8 @@ META_SHA256 = "sha256"
 META_BLOB_SHA1 = "git-blob-sha1"
 META_SOURCE_COMMIT = "source-commit"
 META_SOURCE_REPO = "source-repo"
+# Set by Validate in S3 on a file it rewrote (the index): what the object holds now, beside the Hub's checksum.
+META_FIXED_SHA256 = "fixed-sha256"
 
 
 class ManifestEntry(BaseModel):

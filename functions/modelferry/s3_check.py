@@ -9,7 +9,7 @@ from botocore.exceptions import ClientError
 from pydantic import BaseModel
 
 from modelferry.errors import CopyIncomplete, ModelValidationFailed
-from modelferry.manifest import META_BLOB_SHA1, META_SHA256, Manifest, ManifestEntry
+from modelferry.manifest import META_BLOB_SHA1, META_FIXED_SHA256, META_SHA256, Manifest, ManifestEntry
 from modelferry.planning import RunInfo, finding_severity
 from modelferry.s3io import get_json, put_json
 from modelferry.selection import Selection
@@ -68,9 +68,11 @@ def _problem(s3: Any, bucket: str, entry: ManifestEntry) -> str | None:
         if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
             return f"{entry.path}: missing"
         raise
-    if head["ContentLength"] != entry.size:
-        return f"{entry.path}: {head['ContentLength']} bytes, planned {entry.size}"
     metadata = head.get("Metadata", {})
+    # A file this stage already fixed (a retried or repeated validation) differs from the Hub's by design: its
+    # provenance metadata still names the verified original, and `fixed-sha256` what it holds now.
+    if head["ContentLength"] != entry.size and META_FIXED_SHA256 not in metadata:
+        return f"{entry.path}: {head['ContentLength']} bytes, planned {entry.size}"
     if entry.sha256 and metadata.get(META_SHA256) != entry.sha256:
         return f"{entry.path}: sha256 not recorded as verified"
     if entry.blob_id and metadata.get(META_BLOB_SHA1) != entry.blob_id:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import time
 import uuid
@@ -154,6 +155,9 @@ class LocalRig:
 
     def _set_up(self) -> None:
         from moto import mock_aws
+
+        # moto's interpreter logs every failed state with its full context; the report says it better.
+        logging.getLogger("moto").setLevel(logging.CRITICAL)
 
         template = cfn.load_template(self._template_path)
         functions = cfn.functions(template)

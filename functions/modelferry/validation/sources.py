@@ -20,6 +20,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from modelferry.hub import HubClient, HubFile
+from modelferry.manifest import META_FIXED_SHA256
 
 SMALL_FILE_MAX_BYTES = 16 * 1024 * 1024
 # Not part of the model: git metadata and huggingface_hub's download cache inside a `--local-dir` folder.
@@ -198,7 +199,7 @@ class S3PrefixSource(WritableSource):
             Key=key,
             Body=fixed,
             # The copy stage's metadata describes the Hub's file (provenance); add what the object holds now.
-            Metadata={**metadata, "fixed-sha256": digest.hexdigest()},
+            Metadata={**metadata, META_FIXED_SHA256: digest.hexdigest()},
             ContentType=content_type,
             ChecksumSHA256=base64.b64encode(digest.digest()).decode(),
         )

@@ -104,3 +104,68 @@ def simulated_waits(clock: SimulatedClock) -> Iterator[None]:
         stack.enter_context(mock.patch.object(WaitFunction, "_wait_interval", wait_interval))
         stack.enter_context(mock.patch.object(retrier_decl, "time", fake_time))
         yield
+
+
+# Runs the copy task's container command for one `ecs:runTask.sync`: gets the container overrides' environment,
+# returns (exit status, stdout, stderr).
+CopyTaskRunner = Callable[[dict[str, str]], tuple[int, str, str]]
+
+
+def _container_environment(parameters: dict[str, Any]) -> dict[str, str]:
+    """COPY_ITEM and friends from the runTask overrides (moto may hand them over in either key casing)."""
+    overrides = parameters.get("overrides") or parameters.get("Overrides") or {}
+    containers = overrides.get("containerOverrides") or overrides.get("ContainerOverrides") or []
+    environment: dict[str, str] = {}
+    for container in containers:
+        for pair in container.get("environment") or container.get("Environment") or []:
+            environment[pair.get("name") or pair["Name"]] = pair.get("value") or pair.get("Value") or ""
+    return environment
+
+
+@contextmanager
+def local_fargate(run_copy_task: CopyTaskRunner) -> Iterator[None]:
+    """`ecs:runTask.sync` runs the copy task's entrypoint on this machine instead of on Fargate (moto's ECS
+    cannot run tasks). Exit 0 gives a STOPPED task description; anything else fails the state with
+    States.TaskFailed, as a stopped container with a non-zero exit code does on AWS."""
+    from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
+    from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+        FailureEvent,
+        FailureEventException,
+    )
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
+        StatesErrorNameType,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_ecs import (
+        StateTaskServiceEcs,
+    )
+    from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+
+    def eval_service_task(
+        self: Any, env: Any, resource_runtime_part: Any, normalised_parameters: dict, **_: Any
+    ) -> None:
+        status, stdout, stderr = run_copy_task(_container_environment(normalised_parameters))
+        task = {"LastStatus": "STOPPED", "Containers": [{"Name": "copy-task", "ExitCode": status}], "Output": stdout}
+        if status != 0:
+            error_line = next((line for line in reversed(stderr.splitlines()) if '"errorType"' in line), stderr[-2000:])
+            cause = json.dumps({"StoppedReason": "Essential container in task exited", **task, "Error": error_line})
+            raise FailureEventException(
+                FailureEvent(
+                    env=env,
+                    error_name=StatesErrorName(typ=StatesErrorNameType.StatesTaskFailed),
+                    event_type=HistoryEventType.TaskFailed,
+                    event_details=EventDetails(
+                        taskFailedEventDetails=TaskFailedEventDetails(error="States.TaskFailed", cause=cause)
+                    ),
+                )
+            )
+        env.stack.append({"Tasks": [task]})
+
+    def build_sync_resolver(self: Any, env: Any, *args: Any, **kwargs: Any) -> Callable[[], Any]:
+        described = env.stack.pop()
+        return lambda: described["Tasks"][0]
+
+    with ExitStack() as stack:
+        stack.enter_context(mock.patch.object(StateTaskServiceEcs, "_eval_service_task", eval_service_task))
+        stack.enter_context(mock.patch.object(StateTaskServiceEcs, "_build_sync_resolver", build_sync_resolver))
+        yield

@@ -14,6 +14,8 @@ import io
 import json
 import logging
 import os
+import subprocess
+import sys
 import time
 import uuid
 import zipfile
@@ -29,13 +31,15 @@ import boto3
 
 from modelferry_cli.local import template as cfn
 from modelferry_cli.local.bedrock_emulator import BedrockEmulator, EmulatorBehaviour
-from modelferry_cli.local.moto_patches import SimulatedClock, in_process_lambdas, simulated_waits
+from modelferry_cli.local.moto_patches import SimulatedClock, in_process_lambdas, local_fargate, simulated_waits
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 BUCKET = "modelferry-local-models"
 EVENT_BUS = "modelferry-local-outcomes"
+# What the copy task's task definition gives its container (template.yaml), besides the COPY_ITEM override.
+COPY_TASK_ENVIRONMENT = ("MODEL_BUCKET", "HF_ENDPOINT", "HF_TOKEN_SECRET_ARN", "HF_HUB_DISABLE_XET")
 TOKEN_SECRET_NAME = "modelferry/local/hf-token"  # noqa: S105 - a name, not a secret
 
 
@@ -140,6 +144,8 @@ class LocalRig:
         self.hub: Any = None
         self.bedrock: BedrockEmulator | None = None
         self.lambda_calls: list[tuple[str, Any, Any]] = []
+        self.copy_task_runs: list[dict[str, str]] = []
+        self._moto_server_url: str | None = None
 
     # --- set-up ---------------------------------------------------------------------------------------------
     def __enter__(self) -> LocalRig:
@@ -192,6 +198,7 @@ class LocalRig:
         handlers = {logical_id: spec["handler"] for logical_id, spec in functions.items()}
         self._stack.enter_context(in_process_lambdas(handlers, on_invoke=self._record_call))
         self._stack.enter_context(simulated_waits(self.clock))
+        self._stack.enter_context(local_fargate(self._run_copy_task))
         self._function_arns = {logical_id: self._create_function(logical_id) for logical_id in functions}
         self.state_machine_arn = self._create_state_machine(machine)
 
@@ -263,6 +270,39 @@ class LocalRig:
             if logical_id in self._function_arns:
                 return self._function_arns[logical_id]
         return f"arn:aws:local:{REGION}:{ACCOUNT}:{key}"
+
+    def _run_copy_task(self, container_environment: dict[str, str]) -> tuple[int, str, str]:
+        """The Fargate copy task's entrypoint in a subprocess; it reaches this process's moto through a moto
+        server sharing the same in-memory backends."""
+        if self._moto_server_url is None:
+            from moto.server import ThreadedMotoServer
+
+            server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+            server.start()
+            self._stack.callback(server.stop)
+            host, port = server.get_host_and_port()
+            self._moto_server_url = f"http://{host}:{port}"
+        environment = {
+            "PATH": os.environ.get("PATH", ""),
+            "PYTHONPATH": str(REPO_ROOT / "functions"),
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_ENDPOINT_URL_S3": self._moto_server_url,
+            "AWS_ENDPOINT_URL_SECRETSMANAGER": self._moto_server_url,
+            **{name: os.environ.get(name, "") for name in COPY_TASK_ENVIRONMENT},
+            **container_environment,
+        }
+        self.copy_task_runs.append(container_environment)
+        completed = subprocess.run(
+            [sys.executable, "-m", "modelferry.copy_task"],
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        return completed.returncode, completed.stdout, completed.stderr
 
     def _record_call(self, function: str, event: Any, result: Any) -> None:
         self.lambda_calls.append((function, event, result))

@@ -1,0 +1,58 @@
+"""A file above the Lambda threshold is copied by the Fargate copy task (locally: its entrypoint in a subprocess,
+behind moto's ecs:runTask.sync), and without a configured task it is refused in Plan, before copying."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+
+from modelferry_cli.local.hub_server import LocalHub
+from modelferry_cli.local.model_factory import gpt_oss_repo
+from modelferry_cli.local.rig import BUCKET, REGION, LocalRig
+
+pytestmark = pytest.mark.workflow
+
+REPO = "acme/big-shard"
+
+
+def _largest(files: dict[str, bytes]) -> tuple[str, int]:
+    path = max((p for p in files if p.endswith(".safetensors") and "/" not in p), key=lambda p: len(files[p]))
+    return path, len(files[path])
+
+
+def test_file_above_the_threshold_goes_to_the_fargate_task() -> None:
+    files = gpt_oss_repo(shard_bytes=3 * 1024 * 1024)
+    big_path, big_size = _largest(files)
+    with LocalHub() as hub:
+        commit = hub.add_repo(REPO, files)
+        settings = {"LAMBDA_MAX_FILE_BYTES": str(big_size - 1), "COPY_TASK_ENABLED": "true"}
+        with LocalRig(hf_endpoint=hub.url, settings=settings) as rig:
+            report = rig.run({"repo_id": REPO, "model_name": "big-shard"})
+
+            assert report.status == "SUCCEEDED", report.cause
+            fargate_items = [json.loads(run["COPY_ITEM"]) for run in rig.copy_task_runs]
+            assert [item["file"]["path"] for item in fargate_items] == [big_path]
+            lambda_paths = {event["file"]["path"] for name, event, _ in rig.lambda_calls if name == "CopyFileFunction"}
+            assert big_path not in lambda_paths
+            head = boto3.client("s3", region_name=REGION).head_object(
+                Bucket=BUCKET, Key=f"models/big-shard/{commit}/{big_path}"
+            )
+            assert head["ContentLength"] == big_size
+            assert head["Metadata"]["sha256"] == fargate_items[0]["file"]["sha256"]
+
+
+def test_without_a_copy_task_a_file_too_big_for_lambda_is_refused_in_plan() -> None:
+    files = gpt_oss_repo()
+    big_path, big_size = _largest(files)
+    with LocalHub() as hub:
+        hub.add_repo(REPO, files)
+        with LocalRig(hf_endpoint=hub.url, settings={"LAMBDA_MAX_FILE_BYTES": str(big_size - 1)}) as rig:
+            report = rig.run({"repo_id": REPO, "model_name": "big-shard"})
+
+    assert report.status == "FAILED"
+    assert report.error == "FileTooLargeForLambda"
+    assert big_path in report.cause
+    assert "CopyTaskImageUri" in report.cause
+    assert "CopyFiles" not in [s.name for s in report.states]

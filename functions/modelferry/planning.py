@@ -50,6 +50,8 @@ class RunInfo(BaseModel):
     verify_expect: str | None
     verify_max_tokens: int
     allow_quantized: bool
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
 
 
 class ManifestRef(BaseModel):
@@ -152,6 +154,8 @@ def plan(
             verify_expect=request.verify_expect,
             verify_max_tokens=request.verify_max_tokens,
             allow_quantized=request.allow_quantized,
+            include=request.include,
+            exclude=request.exclude,
         ),
         manifest=ManifestRef(
             bucket=bucket,

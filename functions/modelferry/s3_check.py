@@ -36,7 +36,9 @@ def check_copied_model(run: RunInfo, manifest_key: str, *, s3: Any) -> CheckResu
         )
 
     source = S3PrefixSource(s3, run.bucket, run.model_prefix)
-    options = ValidationOptions(allow_quantized=run.allow_quantized, selection=Selection())
+    options = ValidationOptions(
+        allow_quantized=run.allow_quantized, selection=Selection(include=run.include, exclude=run.exclude)
+    )
     report = validate(source, options)
     applied = []
     if report.verdict == "fixable":

@@ -20,20 +20,20 @@ from modelferry.transfer import copy_file
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     item = CopyItem.model_validate(event)
     settings = load_settings(CopySettings)
-    hub = HubClient(settings.hf_endpoint, hub_token(settings.hf_token_secret_arn))
 
     def progress(done: int, total: int) -> None:
         logger.info("copy progress", extra={"path": item.file.path, "bytes_done": done, "bytes_total": total})
 
-    result = copy_file(
-        item.file,
-        hub=hub,
-        repo_id=item.run.repo_id,
-        commit=item.run.commit,
-        bucket=item.run.bucket,
-        s3_client=client("s3"),
-        on_progress=progress,
-    )
+    with HubClient(settings.hf_endpoint, hub_token(settings.hf_token_secret_arn)) as hub:
+        result = copy_file(
+            item.file,
+            hub=hub,
+            repo_id=item.run.repo_id,
+            commit=item.run.commit,
+            bucket=item.run.bucket,
+            s3_client=client("s3"),
+            on_progress=progress,
+        )
     logger.info("copied", extra=result.model_dump(mode="json"))
     metrics.add_metric(name="BytesCopied", unit=MetricUnit.Bytes, value=result.bytes_copied)
     if result.seconds > 0 and result.bytes_copied:

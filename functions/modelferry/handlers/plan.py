@@ -27,8 +27,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     parsed = PlanEvent.model_validate(event)
     request = parse_request(parsed.request)  # bad input fails here, before any side effect
     settings = load_settings(PlanSettings)
-    hub = HubClient(settings.hf_endpoint, hub_token(settings.hf_token_secret_arn))
-    result = plan(request, parsed.execution, settings, hub=hub, s3=client("s3"))
+    with HubClient(settings.hf_endpoint, hub_token(settings.hf_token_secret_arn)) as hub:
+        result = plan(request, parsed.execution, settings, hub=hub, s3=client("s3"))
     logger.info(
         "planned",
         extra={"commit": result.run.commit, "files": result.manifest.file_count, "bytes": result.manifest.total_bytes},

@@ -13,6 +13,7 @@ import logging
 import re
 import threading
 import time
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import NoReturn
 from urllib.parse import urljoin, urlsplit
@@ -66,22 +67,30 @@ class _Throttle:
         logger.warning("Hub rate limit on %s: pausing %.1f s", what, seconds)
 
 
-class _Failures:
-    """Consecutive failures of one read without progress, with exponential backoff between attempts."""
+@dataclass(frozen=True)
+class RetryPolicy:
+    """A request that fails without progress is tried `retries` more times, after waits doubling from
+    `backoff_seconds` up to `max_backoff_seconds`."""
 
-    def __init__(self, what: str, *, retries: int, backoff_seconds: float, max_backoff_seconds: float) -> None:
+    retries: int
+    backoff_seconds: float
+    max_backoff_seconds: float
+
+
+class _Failures:
+    """Consecutive failures of one request without progress, with exponential backoff between attempts."""
+
+    def __init__(self, what: str, policy: RetryPolicy) -> None:
         self._what = what
-        self._retries = retries
-        self._backoff = backoff_seconds
-        self._max_backoff = max_backoff_seconds
+        self._policy = policy
         self.count = 0
 
     def record(self, reason: str) -> None:
         """Sleep before the next attempt, or raise TransferInterrupted when the retries are spent."""
         self.count += 1
-        if self.count > self._retries:
+        if self.count > self._policy.retries:
             raise TransferInterrupted(f"{self._what}: {reason} ({self.count} attempts in a row)")
-        delay = min(self._max_backoff, self._backoff * 2 ** (self.count - 1))
+        delay = min(self._policy.max_backoff_seconds, self._policy.backoff_seconds * 2 ** (self.count - 1))
         logger.warning("%s: %s; retrying in %.2f s (attempt %d)", self._what, reason, delay, self.count + 1)
         time.sleep(delay)
 
@@ -99,9 +108,7 @@ class HubFileReader:
         size: int,
         sha256: str | None,
         connections: int,
-        retries: int,
-        backoff_seconds: float,
-        max_backoff_seconds: float,
+        retry: RetryPolicy,
         rate_limit_budget_seconds: float,
         timeout_seconds: float,
     ) -> None:
@@ -111,11 +118,7 @@ class HubFileReader:
         self._path = path
         self._size = size
         self._sha256 = sha256
-        self._retry = {
-            "retries": retries,
-            "backoff_seconds": backoff_seconds,
-            "max_backoff_seconds": max_backoff_seconds,
-        }
+        self._retry = retry
         self._throttle = _Throttle(rate_limit_budget_seconds)
         self._client = httpx.Client(
             timeout=timeout_seconds,
@@ -143,7 +146,7 @@ class HubFileReader:
 
     def resolve(self) -> None:
         """Ask the resolve URL where the bytes are, and check that they are still the planned ones."""
-        failures = _Failures(f"resolving {self.label}", **self._retry)
+        failures = _Failures(f"resolving {self.label}", self._retry)
         while True:
             self._throttle.wait_turn()
             try:
@@ -152,7 +155,7 @@ class HubFileReader:
                 failures.record(repr(exc))
                 continue
             if response.status_code == 429:
-                self._throttle.rate_limited(_retry_after(response, self._retry["backoff_seconds"]), self.label)
+                self._throttle.rate_limited(_retry_after(response, self._retry.backoff_seconds), self.label)
                 continue
             if response.status_code >= 500:
                 failures.record(f"HTTP {response.status_code}")
@@ -173,7 +176,7 @@ class HubFileReader:
 
     def read_into(self, buffer: memoryview, start: int) -> None:
         """Fill `buffer` with the file's bytes from offset `start`, resuming from where a broken read stopped."""
-        failures = _Failures(f"reading {self.label} bytes {start}-{start + len(buffer) - 1}", **self._retry)
+        failures = _Failures(f"reading {self.label} bytes {start}-{start + len(buffer) - 1}", self._retry)
         filled = 0
         while filled < len(buffer):
             self._throttle.wait_turn()
@@ -194,7 +197,7 @@ class HubFileReader:
         try:
             with self._client.stream("GET", url, headers={**headers, "range": byte_range}) as response:
                 if response.status_code == 429:
-                    self._throttle.rate_limited(_retry_after(response, self._retry["backoff_seconds"]), self.label)
+                    self._throttle.rate_limited(_retry_after(response, self._retry.backoff_seconds), self.label)
                     return filled, None
                 if response.status_code in _CDN_REFUSALS and url != self._resolve_url:
                     self._resolve_again(generation)

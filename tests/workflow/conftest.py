@@ -24,12 +24,5 @@ def behaviour() -> EmulatorBehaviour:
 
 @pytest.fixture
 def rig(hub: LocalHub, behaviour: EmulatorBehaviour) -> Iterator[LocalRig]:
-    with LocalRig(hf_endpoint=hub.url, behaviour=behaviour, **_template()) as local_rig:
+    with LocalRig(hf_endpoint=hub.url, behaviour=behaviour) as local_rig:
         yield local_rig
-
-
-def _template() -> dict:
-    import os
-    from pathlib import Path
-
-    return {"template_path": Path(os.environ["MF_TEMPLATE"])} if os.environ.get("MF_TEMPLATE") else {}

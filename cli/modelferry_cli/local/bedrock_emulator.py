@@ -9,6 +9,12 @@ It behaves as Bedrock does where the workflow depends on it: one concurrent impo
 reusable, idempotency tokens, an import that can fail for the reasons Bedrock gives, cold starts answered with
 ModelNotReadyException, and injectable faults (see ``EmulatorBehaviour``).
 
+Its clock can run ahead of the wall clock: ``simulated_seconds`` (the local rig passes the Wait/Retry seconds it
+recorded instead of sleeping) is added to every time it reports (``creationTime``, ``endTime``, the HTTP ``Date``
+header, a completion's ``created``) and to the ages its behaviours depend on (``import_seconds``, eviction). A handler
+that measures elapsed time against Bedrock's times then sees wall time plus simulated time, so hour-long ceilings
+are reached in a local run that takes seconds.
+
 The import job reads the S3 prefix once, when it is created (Bedrock copies the artifacts when the job starts), and
 keeps the verdict; it only reveals it once the job leaves ``InProgress``.
 """
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import email.utils
 import json
 import logging
 import math
@@ -29,7 +36,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -118,6 +125,7 @@ class EmulatorBehaviour:
     import_polls: int = 2  # GetModelImportJob calls answered InProgress before the job finishes
     import_seconds: float = 0.0  # and wall time since creation before it may finish
     import_never_completes: bool = False  # keeps jobs InProgress, for poll-ceiling tests
+    import_holds_until_quota_refusals: int = 0  # jobs stay InProgress until the one-job quota refused this many creates
     force_fail_message: str | None = None  # fails every job that finishes, with this failureMessage
     imported_models_quota: int = 3  # imported models per account and Region (an adjustable AWS quota)
     throttle_create_times: int = 0  # next CreateModelImportJob calls answered ThrottlingException
@@ -128,6 +136,7 @@ class EmulatorBehaviour:
     throttle_invoke_times: int = 0  # next InvokeModel calls answered ThrottlingException
     invoke_malformed_times: int = 0  # next successful InvokeModel calls answer bytes that are not JSON
     invoke_empty_content_times: int = 0  # next successful InvokeModel calls answer an empty message content
+    create_reply_lost_times: int = 0  # next CreateModelImportJob calls create the job, then answer a 500 (reply lost)
 
 
 @dataclass(frozen=True)
@@ -149,7 +158,7 @@ class ImportJob:
     s3_uri: str
     creation_time: datetime
     inspection: ArtifactInspection
-    started_at: float  # time.monotonic() at creation
+    started_at: float  # the emulator's monotonic clock at creation (wall plus simulated seconds)
     status: str = "InProgress"
     polls: int = 0
     last_modified_time: datetime | None = None
@@ -171,13 +180,14 @@ class ImportedModel:
     creation_time: datetime
     warm: bool = False
     cold_rejections: int = 0
-    last_used: float = 0.0  # time.monotonic() of the last successful invocation
+    last_used: float = 0.0  # the emulator's monotonic clock at the last successful invocation
     invocations: int = 0
 
 
 class Call(NamedTuple):
     operation: str
     params: dict[str, Any]
+    error: str | None = None  # the error code answered, None for a success
 
 
 def custom_model_units_for(weights_bytes: int) -> int:
@@ -298,10 +308,6 @@ def _timestamp(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _resource_id() -> str:
     return "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(12))
 
@@ -346,7 +352,7 @@ def _parse_chat_request(body: bytes) -> dict[str, Any]:
     return request
 
 
-def _chat_completion(model_arn: str, request: dict[str, Any], *, empty: bool) -> bytes:
+def _chat_completion(model_arn: str, request: dict[str, Any], *, empty: bool, created: datetime) -> bytes:
     """A deterministic answer that quotes the last user message, cut at max_tokens words as a model would."""
     messages = request["messages"]
     prompt = next((_text_of(m["content"]) for m in reversed(messages) if m["role"] == "user"), "")
@@ -360,7 +366,7 @@ def _chat_completion(model_arn: str, request: dict[str, Any], *, empty: bool) ->
         {
             "id": f"chatcmpl-{uuid.uuid4().hex}",
             "object": "chat.completion",
-            "created": int(time.time()),
+            "created": int(created.timestamp()),
             "model": model_arn,
             "choices": [
                 {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": finish_reason}
@@ -433,7 +439,8 @@ class BedrockEmulator:
     """Serves the ``bedrock`` import-job APIs and ``bedrock-runtime`` InvokeModel on 127.0.0.1.
 
     ``s3_client_factory`` builds the S3 client the import job reads the model with: a plain ``boto3.client("s3")``
-    under moto's ``mock_aws`` (same process), or one pointed at a moto server.
+    under moto's ``mock_aws`` (same process), or one pointed at a moto server. ``simulated_seconds`` returns how far
+    the emulator's clock runs ahead of the wall clock (see the module docstring).
     """
 
     def __init__(
@@ -444,8 +451,10 @@ class BedrockEmulator:
         region: str = "us-east-1",
         account: str = "123456789012",
         port: int = 0,
+        simulated_seconds: Callable[[], float] | None = None,
     ) -> None:
         self.behaviour = behaviour or EmulatorBehaviour()
+        self._simulated_seconds = simulated_seconds or (lambda: 0.0)
         self.region = region
         self.account = account
         self.url: str | None = None
@@ -456,6 +465,7 @@ class BedrockEmulator:
         self._jobs: dict[str, ImportJob] = {}
         self._models: dict[str, ImportedModel] = {}
         self._tokens: dict[str, str] = {}
+        self._quota_refusals = 0
         self._calls: list[Call] = []
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -487,6 +497,61 @@ class BedrockEmulator:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+    # -- clock -----------------------------------------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        """The emulator's clock: wall time plus the simulated seconds."""
+        return datetime.now(UTC) + timedelta(seconds=self._simulated_seconds())
+
+    def _monotonic(self) -> float:
+        return time.monotonic() + self._simulated_seconds()
+
+    # -- seeding, for tests that need Bedrock to hold something already -------------------------------------------
+
+    def add_imported_model(
+        self,
+        name: str,
+        s3_uri: str,
+        *,
+        job_name: str | None = None,
+        architecture: str = "gpt_oss",
+        custom_model_units: int = 1,
+        warm: bool = False,
+    ) -> str:
+        """An imported model (and the Completed job that made it), as an earlier import would have left them."""
+        with self._lock:
+            now = self.now()
+            job = ImportJob(
+                arn=f"arn:aws:bedrock:{self.region}:{self.account}:model-import-job/{_resource_id()}",
+                name=job_name or f"earlier-{_resource_id()}",
+                model_name=name,
+                role_arn=f"arn:aws:iam::{self.account}:role/earlier-import",
+                s3_uri=s3_uri,
+                creation_time=now,
+                inspection=ArtifactInspection(failure_message=None, architecture=architecture, instruct_supported=True),
+                started_at=self._monotonic(),
+                status="Completed",
+                last_modified_time=now,
+                end_time=now,
+            )
+            model = ImportedModel(
+                arn=f"arn:aws:bedrock:{self.region}:{self.account}:imported-model/{_resource_id()}",
+                name=name,
+                job_arn=job.arn,
+                job_name=job.name,
+                s3_uri=s3_uri,
+                architecture=architecture,
+                instruct_supported=True,
+                custom_model_units=custom_model_units,
+                creation_time=now,
+                warm=warm,
+                last_used=self._monotonic(),
+            )
+            job.imported_model_arn = model.arn
+            self._jobs[job.arn] = job
+            self._models[model.arn] = model
+            return model.arn
 
     # -- state for assertions (copies, taken under the lock) -------------------------------------------------------
 
@@ -526,10 +591,18 @@ class BedrockEmulator:
             return 404, headers, json.dumps({"message": f"No operation at {method} {path}"}).encode()
         operation, handler, match = route
         labels = {name: unquote(value) for name, value in match.groupdict().items()}
+        params = {**labels, **query, **self._body_summary(operation, body)}
         try:
             with self._lock:
-                self._calls.append(Call(operation, {**labels, **query, **self._body_summary(operation, body)}))
-                result = handler(self, labels, query, body)
+                try:
+                    result = handler(self, labels, query, body)
+                except BedrockError as error:
+                    self._calls.append(Call(operation, params, error.code))
+                    raise
+                except Exception:
+                    self._calls.append(Call(operation, params, "InternalServerException"))
+                    raise
+                self._calls.append(Call(operation, params))
         except BedrockError as error:
             headers["x-amzn-ErrorType"] = error.code
             return error.status, headers, json.dumps({"message": error.message}).encode()
@@ -580,7 +653,7 @@ class BedrockEmulator:
         self._check_create_allowed(request)
         if self._s3_client is None:
             self._s3_client = self._s3_client_factory()
-        created = _now()
+        created = self.now()
         job = ImportJob(
             arn=f"arn:aws:bedrock:{self.region}:{self.account}:model-import-job/{_resource_id()}",
             name=request.job_name,
@@ -590,11 +663,14 @@ class BedrockEmulator:
             creation_time=created,
             last_modified_time=created,
             inspection=inspect_artifacts(self._s3_client, request.s3_uri),
-            started_at=time.monotonic(),
+            started_at=self._monotonic(),
         )
         self._jobs[job.arn] = job
         if request.token is not None:
             self._tokens[request.token] = job.arn
+        if self.behaviour.create_reply_lost_times > 0:
+            self.behaviour.create_reply_lost_times -= 1
+            raise BedrockError("InternalServerException", "An internal error occurred. Try your request again.")
         return {"jobArn": job.arn}
 
     def _inject_create_faults(self, request: _CreateRequest) -> None:
@@ -616,6 +692,7 @@ class BedrockEmulator:
         if any(model.name == request.model_name for model in self._models.values()):
             raise BedrockError("ConflictException", f"Model with name {request.model_name} already exists.")
         if any(job.status == "InProgress" for job in self._jobs.values()):
+            self._quota_refusals += 1
             raise BedrockError(
                 "ServiceQuotaExceededException",
                 "You have reached the maximum number of concurrent model import jobs (1) for this Region. "
@@ -697,7 +774,7 @@ class BedrockEmulator:
             raise BedrockError("ThrottlingException", THROTTLED_MESSAGE)
         model = self._find_model(labels["modelId"])
         request = _parse_chat_request(body)
-        now = time.monotonic()
+        now = self._monotonic()
         if model.warm and now - model.last_used > behaviour.evict_after_seconds:
             model.warm, model.cold_rejections = False, 0
         if not model.warm:
@@ -709,12 +786,12 @@ class BedrockEmulator:
         model.invocations += 1
         if behaviour.invoke_malformed_times > 0:
             behaviour.invoke_malformed_times -= 1
-            reply = _chat_completion(model.arn, request, empty=False)
+            reply = _chat_completion(model.arn, request, empty=False, created=self.now())
             return reply[: len(reply) // 2]
         empty = behaviour.invoke_empty_content_times > 0
         if empty:
             behaviour.invoke_empty_content_times -= 1
-        return _chat_completion(model.arn, request, empty=empty)
+        return _chat_completion(model.arn, request, empty=empty, created=self.now())
 
     # -- state machine ---------------------------------------------------------------------------------------------
 
@@ -728,11 +805,12 @@ class BedrockEmulator:
         if (
             job.status != "InProgress"
             or behaviour.import_never_completes
+            or self._quota_refusals < behaviour.import_holds_until_quota_refusals
             or job.polls < behaviour.import_polls
-            or time.monotonic() - job.started_at < behaviour.import_seconds
+            or self._monotonic() - job.started_at < behaviour.import_seconds
         ):
             return
-        job.end_time = job.last_modified_time = _now()
+        job.end_time = job.last_modified_time = self.now()
         failure = behaviour.force_fail_message or job.inspection.failure_message
         if failure:
             job.status, job.failure_message = "Failed", failure
@@ -840,6 +918,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
     do_GET = do_POST = do_DELETE = _dispatch  # noqa: N815 - the names http.server dispatches to
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The ``Date`` header, on the emulator's clock (send_response adds it to every answer)."""
+        moment = self.server.emulator.now().timestamp() if timestamp is None else timestamp
+        return email.utils.formatdate(moment, usegmt=True)
 
     def log_message(self, format: str, *args: Any) -> None:
         LOG.debug(format, *args)

@@ -104,6 +104,18 @@ class ImportTimedOut(ModelferryError):
     """The import job did not finish within the ceiling; the message says how long it waited and the job ARN."""
 
 
+class BedrockUnavailable(ModelferryError):
+    """Bedrock answered InternalServerException or ServiceUnavailableException: retry with backoff."""
+
+
+class ImportQuotaWaitTimedOut(ModelferryError):
+    """Other import jobs kept the one-job-per-Region quota busy past the wait ceiling (ImportQuotaWaitSeconds)."""
+
+
+class ImportedModelQuotaReached(ModelferryError):
+    """The account holds as many imported models as its quota allows: delete one or raise the quota."""
+
+
 # --- Verify -------------------------------------------------------------------------------------------------------
 class ModelNotReady(ModelferryError):
     """InvokeModel answered ModelNotReadyException (cold start): retry with its own budget."""
@@ -115,6 +127,10 @@ class InvocationFailed(ModelferryError):
 
 class VerificationFailed(ModelferryError):
     """The model answered, but the reply is not a usable chat completion (or misses `verify_expect`)."""
+
+
+class ModelNotReadyTimedOut(ModelferryError):
+    """The model kept answering ModelNotReadyException past its budget (ModelNotReadyBudgetSeconds)."""
 
 
 # --- Notify -------------------------------------------------------------------------------------------------------

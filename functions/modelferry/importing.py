@@ -3,11 +3,19 @@
 Bedrock's error codes are translated into named errors the state machine retries or catches: the one-job-per-Region
 quota and throttling wait, an import role not yet visible to Bedrock waits, everything else fails with Bedrock's
 own words.
+
+Ceilings the definition cannot hold (JSON ASL takes no number from a template parameter) are kept here: the quota
+wait is measured from the first refusal, recorded under the run prefix in S3 so that every retry of the same task
+measures from the same moment. Elapsed time is measured on Bedrock's clock (the `Date` of its answers, and the
+times it reports), so a local run whose waits are simulated measures the same way as a deployed one.
 """
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -15,18 +23,37 @@ from pydantic import BaseModel
 
 from modelferry.errors import (
     BedrockThrottled,
+    BedrockUnavailable,
     ImportedModelExists,
+    ImportedModelQuotaReached,
     ImportJobFailed,
     ImportQuotaExceeded,
+    ImportQuotaWaitTimedOut,
     ImportRejected,
     ImportRoleNotReady,
     ImportTimedOut,
 )
 from modelferry.planning import RunInfo
+from modelferry.s3io import get_json, put_json
 
 # Bedrock reports a role it cannot assume yet (IAM propagation) as a ValidationException; its message is the only
 # thing that tells it apart from a request that will never pass.
 _ROLE_NOT_READY_HINTS = ("role arn is invalid", "unable to assume", "cannot assume", "could not assume")
+# ServiceQuotaExceededException covers two quotas: concurrent import jobs (wait) and imported models per account
+# (waiting does not help). The second names imported models and says nothing of jobs.
+_JOB_QUOTA_HINTS = ("job",)
+_MODEL_COUNT_QUOTA_HINTS = ("imported models", "number of models", "custom models")
+_JOB_NAME_IN_USE = "job name is currently in use"
+_RETRYABLE_CODES: dict[str, type[Exception]] = {
+    "ThrottlingException": BedrockThrottled,
+    "TooManyRequestsException": BedrockThrottled,
+    "InternalServerException": BedrockUnavailable,
+    "ServiceUnavailableException": BedrockUnavailable,
+}
+_TAG_FORBIDDEN = re.compile(r"[^a-zA-Z0-9\s._:/=+@-]")
+
+QUOTA_LEDGER = "import/quota-wait.json"
+REPLACE_LEDGER = "import/replaced-model.json"
 
 
 class ImportStarted(BaseModel):
@@ -52,92 +79,273 @@ def _message(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Message", ""))
 
 
+def service_time(response: dict[str, Any]) -> datetime:
+    """When Bedrock answered: the HTTP `Date` of a response (or of a ClientError's response); now if it has none."""
+    date = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+    if date:
+        try:
+            return parsedate_to_datetime(date).astimezone(UTC)
+        except (TypeError, ValueError):
+            pass
+    return datetime.now(UTC)
+
+
+def _as_utc(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, str):
+        try:
+            return _as_utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
+        except ValueError:
+            return None
+    return None
+
+
+def describe_duration(seconds: float) -> str:
+    """`5400` -> `1 h 30 min (5400 s)`: a person reads the first part, a script the second."""
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    hours, rest = divmod(seconds, 3600)
+    minutes = rest // 60
+    parts = ([f"{hours} h"] if hours else []) + ([f"{minutes} min"] if minutes else [])
+    return f"{' '.join(parts)} ({seconds} s)"
+
+
+def _is_model_count_quota(message: str) -> bool:
+    lowered = message.lower()
+    return any(hint in lowered for hint in _MODEL_COUNT_QUOTA_HINTS) and not any(
+        hint in lowered for hint in _JOB_QUOTA_HINTS
+    )
+
+
 def translate_bedrock_error(exc: ClientError, action: str) -> Exception:
+    """The named error for a Bedrock ClientError: what the state machine retries, or fails with Bedrock's words."""
     code, message = _code(exc), _message(exc)
+    lowered = message.lower()
+    retryable = _RETRYABLE_CODES.get(code)
+    if retryable is not None:
+        return retryable(f"{action}: Bedrock answered {code}: {message}")
+    if code == "ServiceQuotaExceededException" and _is_model_count_quota(message):
+        return ImportedModelQuotaReached(
+            f"{action}: {message} Delete an imported model that is no longer needed "
+            "(aws bedrock delete-imported-model) or ask for a higher 'Imported models per account' quota."
+        )
     if code == "ServiceQuotaExceededException":
         return ImportQuotaExceeded(f"{action}: another import job is running in this Region (quota 1): {message}")
-    if code in {"ThrottlingException", "TooManyRequestsException"}:
-        return BedrockThrottled(f"{action}: Bedrock throttled the request: {message}")
-    if code == "ValidationException" and any(hint in message.lower() for hint in _ROLE_NOT_READY_HINTS):
+    if code == "ValidationException" and any(hint in lowered for hint in _ROLE_NOT_READY_HINTS):
         return ImportRoleNotReady(f"{action}: Bedrock cannot use the import role yet: {message}")
     if code == "ConflictException":
         return ImportedModelExists(f"{action}: {message}")
     return ImportRejected(f"{action}: {code}: {message}")
 
 
-def start_import(run: RunInfo, *, bedrock: Any, now: datetime | None = None) -> ImportStarted:
-    started_at = (now or datetime.now(UTC)).isoformat()
-    existing = _imported_model_arn(bedrock, run.model_name)
-    replaced = None
-    if existing:
-        if run.if_exists == "reuse":
-            return ImportStarted(job_arn=None, job_name=run.job_name, started_at=started_at, reused_model_arn=existing)
-        if run.if_exists == "fail" and not _is_this_runs_model(bedrock, existing, run):
-            raise ImportedModelExists(
-                f"an imported model named {run.model_name!r} already exists ({existing}): start again with "
-                '"if_exists": "reuse" to verify it, "replace" to import over it, or another model_name'
-            )
-        if run.if_exists == "replace":
-            _delete_imported_model(bedrock, existing)
-            replaced = existing
-    try:
-        response = bedrock.create_model_import_job(
-            jobName=run.job_name,
-            importedModelName=run.model_name,
-            roleArn=run.import_role_arn,
-            modelDataSource={"s3DataSource": {"s3Uri": run.s3_uri}},
-            clientRequestToken=run.client_request_token,
-            jobTags=[
-                {"key": "modelferry:execution", "value": run.run_id[:256]},
-                {"key": "modelferry:source", "value": f"{run.repo_id}@{run.commit}"[:256]},
-            ],
-            importedModelTags=[{"key": "modelferry:source", "value": f"{run.repo_id}@{run.commit}"[:256]}],
+@dataclass(frozen=True)
+class WaitLedger:
+    """When a wait began, kept under the run prefix: Step Functions retries re-invoke the task with the same input,
+    so the first refusal's time can only be remembered outside the state."""
+
+    s3: Any
+    bucket: str
+    key: str
+
+    def note_refusal(self, at: datetime) -> tuple[float, int]:
+        """Record one more refusal at `at` (Bedrock's time); return (seconds since the first one, refusals so far)."""
+        record = read_record(self.s3, self.bucket, self.key)
+        first = _as_utc(record.get("first_refused_at")) or at
+        refusals = int(record.get("refusals") or 0) + 1
+        put_json(
+            self.s3,
+            self.bucket,
+            self.key,
+            {"first_refused_at": first.isoformat(), "last_refused_at": at.isoformat(), "refusals": refusals},
         )
+        return max(0.0, (at - first).total_seconds()), refusals
+
+
+def read_record(s3: Any, bucket: str, key: str) -> dict[str, Any]:
+    """A small JSON record under the run prefix; {} when there is none yet."""
+    try:
+        document = get_json(s3, bucket, key)
     except ClientError as exc:
+        if _code(exc) in {"NoSuchKey", "404"}:
+            return {}
+        raise
+    return document if isinstance(document, dict) else {}
+
+
+def _tag(value: str) -> str:
+    return _TAG_FORBIDDEN.sub("-", value)[:256]
+
+
+def create_job_request(run: RunInfo) -> dict[str, Any]:
+    """The CreateModelImportJob parameters of a run: every name and the token derive from the execution."""
+    source = _tag(f"{run.repo_id}@{run.commit}")
+    return {
+        "jobName": run.job_name,
+        "importedModelName": run.model_name,
+        "roleArn": run.import_role_arn,
+        "modelDataSource": {"s3DataSource": {"s3Uri": run.s3_uri}},
+        "clientRequestToken": run.client_request_token,
+        "jobTags": [
+            {"key": "modelferry:execution", "value": _tag(run.run_id)},
+            {"key": "modelferry:source", "value": source},
+        ],
+        "importedModelTags": [
+            {"key": "modelferry:source", "value": source},
+            {"key": "modelferry:s3-uri", "value": _tag(run.s3_uri)},
+        ],
+    }
+
+
+def start_import(
+    run: RunInfo, *, bedrock: Any, s3: Any, quota_wait_seconds: int, now: datetime | None = None
+) -> ImportStarted:
+    """Create this run's import job once, whatever the number of retries; honour `if_exists`.
+
+    An imported model of the same name is this run's own (a retry after its job finished: carry on with that job),
+    the same weights imported earlier (a re-run of the same input: verify it, import nothing), or another model:
+    `fail`, `reuse` or `replace` as the input says.
+    """
+    started_at = (now or datetime.now(UTC)).isoformat()
+    quota = WaitLedger(s3, run.bucket, run.run_prefix + QUOTA_LEDGER)
+    existing = _get_imported_model(bedrock, run.model_name)
+    # An earlier attempt of this task may have deleted the old model already (replace, then refused by the quota).
+    replaced = _replaced_earlier(s3, run)
+    if existing is not None:
+        model_arn = str(existing["modelArn"])
+        if existing.get("jobName") == run.job_name:
+            job_arn = existing.get("jobArn") or _job_arn(bedrock, run)
+            return ImportStarted(
+                job_arn=job_arn, job_name=run.job_name, started_at=started_at, replaced_model_arn=replaced
+            )
+        same_source = (_source_of(existing) or "").rstrip("/") == run.s3_uri.rstrip("/")
+        if run.if_exists == "reuse" or (run.if_exists == "fail" and same_source):
+            return ImportStarted(job_arn=None, job_name=run.job_name, started_at=started_at, reused_model_arn=model_arn)
+        if run.if_exists != "replace":
+            raise ImportedModelExists(
+                f"an imported model named {run.model_name!r} already exists ({model_arn}, imported from "
+                f'{_source_of(existing) or "an unknown source"}): start again with "if_exists": "reuse" to verify '
+                'it, "replace" to import over it, or another model_name'
+            )
+        # Delete only once the import can start: the old model keeps serving while another job holds the quota.
+        _require_free_import_slot(bedrock, run, quota, quota_wait_seconds)
+        _delete_imported_model(bedrock, model_arn)
+        replaced = model_arn
+        put_json(s3, run.bucket, run.run_prefix + REPLACE_LEDGER, {"replaced_model_arn": model_arn})
+    try:
+        response = bedrock.create_model_import_job(**create_job_request(run))
+    except ClientError as exc:
+        code, message = _code(exc), _message(exc)
+        if code == "ServiceQuotaExceededException" and not _is_model_count_quota(message):
+            raise _quota_refusal(quota, service_time(exc.response), quota_wait_seconds, message) from exc
+        if code == "ValidationException" and _JOB_NAME_IN_USE in message.lower():
+            # The job name is unique to this execution: an earlier attempt created the job and lost the reply.
+            return ImportStarted(
+                job_arn=_job_arn(bedrock, run),
+                job_name=run.job_name,
+                started_at=started_at,
+                replaced_model_arn=replaced,
+            )
         raise translate_bedrock_error(exc, "CreateModelImportJob") from exc
     return ImportStarted(
         job_arn=response["jobArn"], job_name=run.job_name, started_at=started_at, replaced_model_arn=replaced
     )
 
 
-def check_import(job_arn: str, *, bedrock: Any, timeout_seconds: int, now: datetime | None = None) -> ImportStatus:
+def _replaced_earlier(s3: Any, run: RunInfo) -> str | None:
+    if run.if_exists != "replace":
+        return None
+    replaced = read_record(s3, run.bucket, run.run_prefix + REPLACE_LEDGER).get("replaced_model_arn")
+    return str(replaced) if replaced else None
+
+
+def _quota_refusal(ledger: WaitLedger, at: datetime, ceiling: int, message: str) -> Exception:
+    waited, refusals = ledger.note_refusal(at)
+    if waited >= ceiling:
+        return ImportQuotaWaitTimedOut(
+            f"other import jobs kept the one-job-per-Region quota busy for {describe_duration(waited)} "
+            f"({refusals} attempts), past the ceiling of {describe_duration(ceiling)} (stack parameter "
+            f"ImportQuotaWaitSeconds); Bedrock said: {message}"
+        )
+    return ImportQuotaExceeded(
+        f"another import job is running in this Region (quota 1); waiting since {describe_duration(waited)} "
+        f"ago, attempt {refusals}, ceiling {describe_duration(ceiling)}: {message}"
+    )
+
+
+def _require_free_import_slot(bedrock: Any, run: RunInfo, ledger: WaitLedger, ceiling: int) -> None:
+    try:
+        response = bedrock.list_model_import_jobs(statusEquals="InProgress", maxResults=10)
+    except ClientError as exc:
+        raise translate_bedrock_error(exc, "ListModelImportJobs") from exc
+    running = [job for job in response.get("modelImportJobSummaries", []) if job.get("jobName") != run.job_name]
+    if running:
+        raise _quota_refusal(
+            ledger, service_time(response), ceiling, f"import job {running[0].get('jobArn')} is InProgress"
+        )
+
+
+def _job_arn(bedrock: Any, run: RunInfo) -> str:
+    """This run's job, found by its name (unique to the execution)."""
+    try:
+        job = bedrock.get_model_import_job(jobIdentifier=run.job_name)
+    except ClientError as exc:
+        raise translate_bedrock_error(exc, "GetModelImportJob") from exc
+    if job.get("importedModelName") not in (None, run.model_name):
+        raise ImportRejected(
+            f"import job {run.job_name} exists but imports {job.get('importedModelName')!r}, not {run.model_name!r}"
+        )
+    return str(job["jobArn"])
+
+
+def check_import(job_arn: str, *, bedrock: Any, timeout_seconds: int) -> ImportStatus:
+    """One poll: `Failed` raises ImportJobFailed with Bedrock's failureMessage, the ceiling raises ImportTimedOut."""
     try:
         job = bedrock.get_model_import_job(jobIdentifier=job_arn)
     except ClientError as exc:
         raise translate_bedrock_error(exc, "GetModelImportJob") from exc
-    status = job["status"]
-    created = job.get("creationTime") or datetime.now(UTC)
-    elapsed = int(((now or datetime.now(UTC)) - created).total_seconds())
+    status = str(job.get("status") or "")
+    answered_at = service_time(job)
+    created = _as_utc(job.get("creationTime")) or answered_at
+    ended = _as_utc(job.get("endTime")) if status != "InProgress" else None
+    elapsed = int(((ended or answered_at) - created).total_seconds())
     if status == "Failed":
         raise ImportJobFailed(
-            f"import job {job_arn} failed: {job.get('failureMessage') or 'Bedrock gave no failureMessage'}"
+            f"import job {job_arn} failed after {describe_duration(elapsed)}: "
+            f"{job.get('failureMessage') or 'Bedrock gave no failureMessage'}"
         )
     if status == "InProgress" and elapsed > timeout_seconds:
         raise ImportTimedOut(
-            f"import job {job_arn} still InProgress after {elapsed} s (ceiling {timeout_seconds} s, stack "
-            "parameter ImportTimeoutSeconds); it keeps running in Bedrock: check it in the console"
+            f"import job {job_arn} still InProgress after waiting {describe_duration(elapsed)} (ceiling "
+            f"{describe_duration(timeout_seconds)}, stack parameter ImportTimeoutSeconds); it keeps running in "
+            "Bedrock: check it in the console"
         )
-    return ImportStatus(
-        status=status, job_arn=job_arn, imported_model_arn=job.get("importedModelArn"), elapsed_seconds=elapsed
-    )
+    model_arn = job.get("importedModelArn")
+    if status == "Completed" and not model_arn:
+        # Bedrock has always named the model of a Completed job; if it ever does not, find it by name.
+        model = _get_imported_model(bedrock, str(job.get("importedModelName") or ""))
+        if model is None:
+            raise ImportJobFailed(f"import job {job_arn} is Completed but its imported model cannot be found")
+        model_arn = model["modelArn"]
+    return ImportStatus(status=status, job_arn=job_arn, imported_model_arn=model_arn, elapsed_seconds=max(0, elapsed))
 
 
-def _imported_model_arn(bedrock: Any, name: str) -> str | None:
+def _get_imported_model(bedrock: Any, identifier: str) -> dict[str, Any] | None:
+    if not identifier:
+        return None
     try:
-        return str(bedrock.get_imported_model(modelIdentifier=name)["modelArn"])
+        return dict(bedrock.get_imported_model(modelIdentifier=identifier))
     except ClientError as exc:
         if _code(exc) == "ResourceNotFoundException":
             return None
         raise translate_bedrock_error(exc, "GetImportedModel") from exc
 
 
-def _is_this_runs_model(bedrock: Any, model_arn: str, run: RunInfo) -> bool:
-    """A retried StartImport after this run's own job completed must not call the model someone else's."""
-    try:
-        model = bedrock.get_imported_model(modelIdentifier=model_arn)
-    except ClientError:
-        return False
-    return bool(model.get("jobName") == run.job_name)
+def _source_of(model: dict[str, Any]) -> str | None:
+    source = (model.get("modelDataSource") or {}).get("s3DataSource") or {}
+    uri = source.get("s3Uri")
+    return str(uri) if uri else None
 
 
 def _delete_imported_model(bedrock: Any, model_arn: str) -> None:

@@ -10,7 +10,13 @@ from __future__ import annotations
 import hashlib
 import re
 
-_JOB_NAME_MAX = 63
+# From botocore's bedrock service model (CreateModelImportJob).
+JOB_NAME_PATTERN = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9\+\-\.])*")
+JOB_NAME_MAX = 63
+CLIENT_REQUEST_TOKEN_PATTERN = re.compile(r"[a-zA-Z0-9]([-a-zA-Z0-9]{0,254}[a-zA-Z0-9])?")
+
+_JOB_PREFIX = "mf-"
+_JOB_SUFFIX_HEX = 10
 
 
 def _digest(text: str, length: int) -> str:
@@ -18,12 +24,17 @@ def _digest(text: str, length: int) -> str:
 
 
 def import_job_name(model_name: str, execution_id: str) -> str:
-    """`mf-<model>-<10 hex of the execution>`: valid for `[a-zA-Z0-9](-*[a-zA-Z0-9\\+\\-\\.])*`, at most 63."""
-    suffix = _digest(execution_id, 10)
-    stem = re.sub(r"[^a-zA-Z0-9-]", "-", model_name)
-    stem = re.sub(r"-{2,}", "-", stem).strip("-")
-    room = _JOB_NAME_MAX - len("mf--") - len(suffix)
-    return f"mf-{stem[:room].rstrip('-')}-{suffix}"
+    """`mf-<model>-<10 hex of the execution>`: valid for Bedrock's jobName pattern, at most 63 characters.
+
+    The model part keeps letters, digits and single dashes (underscores, which the job pattern refuses, become
+    dashes) and is cut to fit; the suffix alone makes the name unique per execution, the model part only makes it
+    readable in the console.
+    """
+    suffix = _digest(execution_id, _JOB_SUFFIX_HEX)
+    stem = re.sub(r"[^a-zA-Z0-9]+", "-", model_name).strip("-")
+    room = JOB_NAME_MAX - len(_JOB_PREFIX) - len("-") - len(suffix)
+    stem = stem[:room].rstrip("-")
+    return f"{_JOB_PREFIX}{stem}-{suffix}" if stem else f"{_JOB_PREFIX}{suffix}"
 
 
 def client_request_token(execution_id: str) -> str:

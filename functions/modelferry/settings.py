@@ -52,6 +52,14 @@ class ImportSettings(_EnvSettings):
     import_timeout_seconds: int = Field(alias="IMPORT_TIMEOUT_SECONDS", ge=60)
 
 
+class StartImportSettings(_EnvSettings):
+    import_quota_wait_seconds: int = Field(alias="IMPORT_QUOTA_WAIT_SECONDS", ge=60)
+
+
+class VerifySettings(_EnvSettings):
+    model_not_ready_budget_seconds: int = Field(alias="MODEL_NOT_READY_BUDGET_SECONDS", ge=60)
+
+
 class NotifySettings(_EnvSettings):
     topic_arn: str = Field(alias="TOPIC_ARN")
     event_bus_name: str = Field(alias="EVENT_BUS_NAME")

@@ -101,6 +101,8 @@ def local_settings(hf_endpoint: str, overrides: dict[str, str] | None = None) ->
         "IMPORT_ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/modelferry-local-import",
         "IMPORT_POLL_SECONDS": "60",
         "IMPORT_TIMEOUT_SECONDS": "14400",
+        "IMPORT_QUOTA_WAIT_SECONDS": "21600",
+        "MODEL_NOT_READY_BUDGET_SECONDS": "1200",
         "LAMBDA_MAX_FILE_BYTES": str(20 * 1024**3),
         "COPY_TASK_ENABLED": "false",
         "COPY_TASK_SUBNETS": "subnet-local",
@@ -185,7 +187,13 @@ class LocalRig:
         self._stack.enter_context(
             mock_aws(config={"stepfunctions": {"execute_state_machine": True}})  # type: ignore[typeddict-item]
         )
-        self.bedrock = BedrockEmulator(lambda: boto3.client("s3", region_name=REGION), self._behaviour).start()
+        # The emulator's clock runs ahead by the Wait/Retry seconds the rig skipped, so the handlers' ceilings (import
+        # poll, quota wait, not-ready budget), measured on Bedrock's clock, are reached as they would be on AWS.
+        self.bedrock = BedrockEmulator(
+            lambda: boto3.client("s3", region_name=REGION),
+            self._behaviour,
+            simulated_seconds=lambda: self.clock.total_seconds,
+        ).start()
         self._stack.callback(self.bedrock.stop)
         os.environ["AWS_ENDPOINT_URL_BEDROCK"] = self.bedrock.url
         os.environ["AWS_ENDPOINT_URL_BEDROCK_RUNTIME"] = self.bedrock.url

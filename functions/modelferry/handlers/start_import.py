@@ -9,6 +9,7 @@ from modelferry.aws import client
 from modelferry.importing import start_import
 from modelferry.observability import logger, tracer
 from modelferry.planning import RunInfo
+from modelferry.settings import StartImportSettings, load_settings
 
 
 class StartImportEvent(BaseModel):
@@ -19,6 +20,14 @@ class StartImportEvent(BaseModel):
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     parsed = StartImportEvent.model_validate(event)
-    result = start_import(parsed.run, bedrock=client("bedrock"))
+    settings = load_settings(StartImportSettings)
+    # One attempt per call: throttling, the quota and 5xx answers are retried by the state machine, where every
+    # attempt shows in the execution history and the backoff has jitter.
+    result = start_import(
+        parsed.run,
+        bedrock=client("bedrock", total_max_attempts=1),
+        s3=client("s3"),
+        quota_wait_seconds=settings.import_quota_wait_seconds,
+    )
     logger.info("import started", extra=result.model_dump(mode="json"))
     return result.model_dump(mode="json")

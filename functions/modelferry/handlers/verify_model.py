@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from modelferry.aws import client
 from modelferry.observability import logger, metrics, tracer
 from modelferry.planning import RunInfo
+from modelferry.settings import VerifySettings, load_settings
 from modelferry.verification import verify_model
 
 
@@ -22,10 +23,18 @@ class VerifyEvent(BaseModel):
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     parsed = VerifyEvent.model_validate(event)
+    settings = load_settings(VerifySettings)
     # botocore retries ModelNotReadyException on its own (a modelled retryable error); the state machine's Retry
     # owns that budget instead, so each attempt shows in the execution history.
     runtime = client("bedrock-runtime", total_max_attempts=1)
-    result = verify_model(parsed.model_arn, parsed.run, bedrock=client("bedrock"), runtime=runtime)
+    result = verify_model(
+        parsed.model_arn,
+        parsed.run,
+        bedrock=client("bedrock"),
+        runtime=runtime,
+        s3=client("s3"),
+        not_ready_budget_seconds=settings.model_not_ready_budget_seconds,
+    )
     logger.info("verified", extra={"latency_ms": result.latency_ms, "total_tokens": result.total_tokens})
     metrics.add_metric(name="VerifyLatency", unit=MetricUnit.Milliseconds, value=result.latency_ms)
     return result.model_dump(mode="json")

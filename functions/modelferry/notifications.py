@@ -33,18 +33,50 @@ NEXT_STEPS: dict[str, str] = {
     "StorageAccessDenied": "Give the copy functions write access to the model bucket and prefix.",
     "CopyIncomplete": "Some files were not verified in S3: start again; verified files are skipped.",
     "ModelValidationFailed": "The copied model breaks a Bedrock rule: see the S3 validation report.",
-    "ImportQuotaExceeded": "Another import kept running past the wait ceiling: start again when it ends.",
+    "ImportQuotaExceeded": "Another import kept the one-job quota busy: start again when it ends.",
+    "ImportQuotaWaitTimedOut": (
+        "Other imports held the one-job-per-Region quota past ImportQuotaWaitSeconds: see them with "
+        "aws bedrock list-model-import-jobs --status-equals InProgress, then start again (copied files are kept)."
+    ),
+    "ImportedModelQuotaReached": (
+        "Delete an imported model you no longer need (aws bedrock delete-imported-model) or ask for a higher "
+        "'Imported models per account' quota, then start again."
+    ),
     "BedrockThrottled": "Bedrock kept throttling: start again later.",
+    "BedrockUnavailable": "Bedrock kept answering with internal errors: start again later.",
     "ImportRoleNotReady": "Check the import role's trust policy (bedrock.amazonaws.com) and its S3 read access.",
     "ImportRejected": "Bedrock refused the import request: read its message above.",
     "ImportedModelExists": 'Use "if_exists": "reuse" or "replace", or another model_name.',
-    "ImportJobFailed": "Bedrock could not import the model: read its failureMessage above.",
-    "ImportTimedOut": "The job is still running in Bedrock: check it in the console; raise ImportTimeoutSeconds.",
+    "ImportJobFailed": "Bedrock could not import the model: read its failureMessage above, fix the files, start again.",
+    "ImportTimedOut": (
+        "The job is still running in Bedrock: follow it with aws bedrock get-model-import-job; raise "
+        "ImportTimeoutSeconds if imports of this size take longer."
+    ),
+    "UnexpectedImportStatus": "Bedrock reported a job status modelferry does not know: check the job in the console.",
     "ModelNotReady": "The model did not warm up within the verify budget: invoke it again in a few minutes.",
+    "ModelNotReadyTimedOut": (
+        'The model is imported but stayed cold past ModelNotReadyBudgetSeconds: start again with "if_exists": '
+        '"reuse" in a few minutes to verify it without importing again.'
+    ),
     "InvocationFailed": "The imported model could not be invoked: read the error above.",
-    "VerificationFailed": "The model answered, but not with a usable chat completion: check its chat template.",
+    "VerificationFailed": (
+        "The model answered, but not with a usable chat completion: check its chat template and generation_config.json."
+    ),
+    "NotificationFailed": (
+        "The model is imported and verified, but the outcome could not be published: check the topic and event bus "
+        "permissions of the notify function."
+    ),
     "States.Timeout": "A step ran out of time: start again; verified files are not copied twice.",
 }
+_VERIFICATION_FIELDS = (
+    "reply",
+    "reasoning",
+    "finish_reason",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "latency_ms",
+)
 DEFAULT_NEXT_STEP = "Read the error and cause above; the execution history shows the failing step."
 
 
@@ -98,6 +130,8 @@ def success_notification(state: dict[str, Any], execution_id: str, settings: Not
     run = state["plan"]["run"]
     verify = state.get("verify") or {}
     model = verify.get("model") or {}
+    started = state.get("import") or {}
+    reused = (state.get("import_status") or {}).get("status") == "Reused"
     now = datetime.now(UTC)
     details = {
         "outcome": "succeeded",
@@ -107,25 +141,39 @@ def success_notification(state: dict[str, Any], execution_id: str, settings: Not
         "model_name": run["model_name"],
         "imported_model_arn": model.get("model_arn"),
         "s3_uri": run["s3_uri"],
-        "job_arn": (state.get("import") or {}).get("job_arn"),
+        "job_arn": started.get("job_arn"),
+        "reused": reused,
+        "replaced_model_arn": started.get("replaced_model_arn"),
         "files": state["plan"]["manifest"]["file_count"],
         "bytes": state["plan"]["manifest"]["total_bytes"],
         "duration_seconds": _duration(run.get("started_at"), now),
         "import_seconds": (state.get("import_status") or {}).get("elapsed_seconds"),
         "validation": state.get("validation"),
-        "verification": {k: verify.get(k) for k in ("reply", "finish_reason", "total_tokens", "latency_ms")},
+        "verification": {k: verify.get(k) for k in _VERIFICATION_FIELDS},
         "model": model,
         "cost": _cost(model.get("custom_model_units"), settings),
     }
+    if reused:
+        what = (
+            f"{run['model_name']} already existed in Amazon Bedrock, so nothing was imported; it answered a test "
+            f"prompt. Source: {run['repo_id']} (commit {run['commit'][:12]})."
+        )
+    else:
+        what = (
+            f"{run['repo_id']} (commit {run['commit'][:12]}) is imported into Amazon Bedrock as {run['model_name']} "
+            "and answered a test prompt."
+        )
     lines = [
-        f"{run['repo_id']} (commit {run['commit'][:12]}) is imported into Amazon Bedrock as {run['model_name']} "
-        "and answered a test prompt.",
+        what,
         "",
         f"Model ARN:  {model.get('model_arn')}",
         f"Weights:    {run['s3_uri']} ({details['files']} files, {details['bytes']} bytes)",
         f"Took:       {details['duration_seconds']} s in all, {details['import_seconds']} s importing",
-        f"Reply:      {verify.get('reply', '')[:300]!r} ({verify.get('latency_ms')} ms)",
+        f"Reply:      {(verify.get('reply') or '')[:300]!r} ({verify.get('latency_ms')} ms, "
+        f"{verify.get('total_tokens')} tokens, finish_reason {verify.get('finish_reason')})",
     ]
+    if details["replaced_model_arn"]:
+        lines.insert(3, f"Replaced:   {details['replaced_model_arn']} (deleted, as if_exists=replace asked)")
     cost = details["cost"]
     if cost:
         lines.append(
@@ -139,7 +187,9 @@ def success_notification(state: dict[str, Any], execution_id: str, settings: Not
     ]
     return Notification(
         outcome="succeeded",
-        subject=_subject(f"modelferry: {run['model_name']} imported and verified"),
+        subject=_subject(
+            f"modelferry: {run['model_name']} {'verified (already imported)' if reused else 'imported and verified'}"
+        ),
         text="\n".join(lines),
         details=details,
     )

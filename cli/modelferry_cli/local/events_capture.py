@@ -52,9 +52,16 @@ def normalise(value: Any) -> Any:
     return value
 
 
+# The Distributed Map starts its children in no fixed order: the copy event is the one for this file.
+COPY_EVENT_PATH = "config.json"
+
+
 def first_payloads(rig: LocalRig) -> dict[str, Any]:
+    """The first payload each function received (for the copy function: the one copying COPY_EVENT_PATH)."""
     found: dict[str, Any] = {}
     for function, payload, _ in rig.lambda_calls:
+        if function == "CopyFileFunction" and payload.get("file", {}).get("path") != COPY_EVENT_PATH:
+            continue
         found.setdefault(function, payload)
     return found
 

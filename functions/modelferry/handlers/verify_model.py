@@ -26,7 +26,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = load_settings(VerifySettings)
     # botocore retries ModelNotReadyException on its own (a modelled retryable error); the state machine's Retry
     # owns that budget instead, so each attempt shows in the execution history.
-    runtime = client("bedrock-runtime", total_max_attempts=1)
+    # A read timeout well inside the function's own (template.yaml) so a slow answer is reported, not killed.
+    runtime = client("bedrock-runtime", total_max_attempts=1, read_timeout=90)
     result = verify_model(
         parsed.model_arn,
         parsed.run,

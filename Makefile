@@ -34,6 +34,9 @@ test: venv
 clean:
 	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache node_modules
 
+bench: venv
+	$(PY) tests/bench/bench_transfer.py
+
 # --- Lint, build, deploy -----------------------------------------------------------------------------------------------
 # SAM CLI and cfn-lint get their own virtualenv (their pins conflict with moto/boto3 in .venv); checkov and bandit a
 # third one inside it (checkov pins an older boto3 than SAM CLI), so `make clean` removes it too.

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -54,6 +55,20 @@ class FakeLambdaContext:
         return 900_000
 
 
+_FUNCTIONS_DIR = str(Path(__file__).resolve().parents[3] / "functions")
+_SITE_PACKAGES = str(Path(importlib.import_module("boto3").__file__ or "").resolve().parents[1])
+
+
+def lambda_style_traceback(exc: BaseException) -> list[str]:
+    """The traceback as Lambda reports it: code under /var/task, not this machine's paths (which differ per
+    checkout and would leak into notifications and events/ files)."""
+    return [
+        line.replace(_FUNCTIONS_DIR, "/var/task").replace(_SITE_PACKAGES, "/var/task")
+        # Skip the first frame: it is this rig's call into the handler, which Lambda's runtime does not show.
+        for line in traceback.format_exception(type(exc), exc, exc.__traceback__ and exc.__traceback__.tb_next)
+    ]
+
+
 def resolve_handler(dotted: str) -> Callable[[Any, Any], Any]:
     module_name, _, attribute = dotted.rpartition(".")
     return getattr(importlib.import_module(module_name), attribute)  # type: ignore[no-any-return]
@@ -77,7 +92,7 @@ def in_process_lambdas(
             error = {
                 "errorType": type(exc).__name__,
                 "errorMessage": str(exc),
-                "stackTrace": traceback.format_exception(exc),
+                "stackTrace": lambda_style_traceback(exc),
             }
             if on_invoke:
                 on_invoke(self.function_name, payload, error)

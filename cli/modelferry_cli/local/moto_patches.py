@@ -169,7 +169,7 @@ def local_fargate(run_copy_task: CopyTaskRunner) -> Iterator[None]:
                     env=env,
                     error_name=StatesErrorName(typ=StatesErrorNameType.StatesTaskFailed),
                     event_type=HistoryEventType.TaskFailed,
-                    event_details=EventDetails(
+                    event_details=EventDetails(  # type: ignore[typeddict-item]  # moto's TypedDict lists every kind
                         taskFailedEventDetails=TaskFailedEventDetails(error="States.TaskFailed", cause=cause)
                     ),
                 )

@@ -1,0 +1,169 @@
+"""Fixtures and checks shared by the reliability suite (issue 7): the real definition on the local rig, with faults.
+
+Pauses the code asks for (the copy's Hub back-off and 429 waits, botocore's retry back-off) are recorded, not slept,
+as the rig already does for Wait states and Retry intervals: faults cost no wall time and no assertion is timed.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import moto.s3.models
+import pytest
+
+from modelferry import transfer_source
+from modelferry.handlers import copy_file as copy_file_handler
+from modelferry.transfer import TransferOptions, copy_file
+from modelferry_cli.local.bedrock_emulator import EmulatorBehaviour
+from modelferry_cli.local.hub_server import LocalHub
+from modelferry_cli.local.rig import LocalRig
+from tests.reliability import table
+from tests.reliability.helpers import MiB, template
+
+# Multipart with files of a few MiB: 1 MiB parts (S3 wants 5 MiB; moto is told to accept 1 MiB).
+SMALL_PARTS = TransferOptions(
+    single_put_max_bytes=MiB, min_part_size=MiB, parts_in_flight=3, backoff_seconds=0.5, max_backoff_seconds=4
+)
+
+
+@pytest.fixture
+def hub() -> Iterator[LocalHub]:
+    with LocalHub() as local_hub:
+        yield local_hub
+
+
+@pytest.fixture
+def behaviour() -> EmulatorBehaviour:
+    return EmulatorBehaviour()
+
+
+@pytest.fixture
+def rig(hub: LocalHub, behaviour: EmulatorBehaviour) -> Iterator[LocalRig]:
+    with LocalRig(hf_endpoint=hub.url, behaviour=behaviour, **template()) as local_rig:
+        yield local_rig
+
+
+@pytest.fixture(autouse=True)
+def hub_pauses(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The copy's pauses (back-off after a failed read, waits for a 429's reset), recorded instead of slept."""
+    pauses: list[float] = []
+
+    class Clock:
+        monotonic = staticmethod(transfer_source.time.monotonic)
+        time = staticmethod(transfer_source.time.time)
+        sleep = staticmethod(pauses.append)
+
+    monkeypatch.setattr(transfer_source, "time", Clock)
+    return pauses
+
+
+@pytest.fixture(autouse=True)
+def metrics_as_deployed(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The handlers' Powertools Metrics read POWERTOOLS_METRICS_NAMESPACE when `modelferry.observability` is first
+    imported; in a test session that can happen before the rig sets it (a test module importing a handler). With
+    metrics disabled (as the rig sets them) Powertools never clears its metric set, so the 100th value of a metric
+    is serialized, and without a namespace that raises SchemaValidationError inside a copy. Give it the namespace
+    the stack gives it and start each case with an empty set."""
+    from modelferry.observability import metrics
+
+    monkeypatch.setattr(metrics, "namespace", metrics.namespace or "Modelferry")
+    metrics.clear_metrics()
+    yield
+    metrics.clear_metrics()
+
+
+@pytest.fixture
+def small_parts(monkeypatch: pytest.MonkeyPatch) -> TransferOptions:
+    """The copy Lambda copies with 1 MiB parts, so a 3 MiB shard is a three-part multipart upload."""
+    monkeypatch.setattr(moto.s3.models, "S3_UPLOAD_PART_MIN_SIZE", 1024)
+    monkeypatch.setattr(copy_file_handler, "copy_file", functools.partial(copy_file, options=SMALL_PARTS))
+    return SMALL_PARTS
+
+
+@pytest.fixture
+def on_first_copy(small_parts: TransferOptions, monkeypatch: pytest.MonkeyPatch) -> Callable[[Callable[[], Any]], None]:
+    """Register actions run once, when the first copy task starts: after Plan has pinned the commit and read the
+    headers, so a fault armed then hits the copy, not Plan's pre-check. Copies wait until the actions are done."""
+    actions: list[Callable[[], Any]] = []
+    lock = threading.Lock()
+    done: list[bool] = []
+    copy = copy_file_handler.copy_file
+
+    def first_then_copy(*args: Any, **kwargs: Any) -> Any:
+        with lock:
+            if not done:
+                done.append(True)
+                for action in actions:
+                    action()
+        return copy(*args, **kwargs)
+
+    monkeypatch.setattr(copy_file_handler, "copy_file", first_then_copy)
+    return actions.append
+
+
+@pytest.fixture(autouse=True)
+def distributed_map_fails_as_on_aws(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto's Distributed Map counts a failed child and still succeeds; AWS fails the Map Run with
+    States.ExceedToleratedFailureThreshold once failures exceed the tolerated count and percentage (both 0 when the
+    definition sets neither, as ours does). Without this the copy stage's failures surface one state later, as
+    Validate in S3's CopyIncomplete, and the suite would assert what AWS never does."""
+    from moto.stepfunctions.parser.api import HistoryEventType, MapRunFailedEventDetails
+    from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+        FailureEvent,
+        FailureEventException,
+    )
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
+        StatesErrorNameType,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.distributed_iteration_component import (
+        DistributedIterationComponent,
+    )
+    from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+
+    map_run = DistributedIterationComponent._map_run
+
+    def map_run_failing_past_the_threshold(self: Any, env: Any, eval_input: Any) -> None:
+        map_run(self, env, eval_input)
+        record = eval_input.map_run_record
+        failed = record.item_counter.failed.get() + record.item_counter.timed_out.get()
+        total = max(1, record.item_counter.total.get())
+        if failed > record.tolerated_failure_count and 100.0 * failed / total > record.tolerated_failure_percentage:
+            error = StatesErrorNameType.StatesExceedToleratedFailureThreshold
+            raise FailureEventException(
+                FailureEvent(
+                    env=env,
+                    error_name=StatesErrorName(typ=error),
+                    event_type=HistoryEventType.MapRunFailed,
+                    event_details=EventDetails(
+                        mapRunFailedEventDetails=MapRunFailedEventDetails(
+                            error=error.to_name(), cause="The specified tolerated failure threshold was exceeded"
+                        )
+                    ),
+                )
+            )
+
+    monkeypatch.setattr(DistributedIterationComponent, "_map_run", map_run_failing_past_the_threshold)
+
+
+@pytest.fixture(autouse=True)
+def fail_state_reports_any_caught_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto (LocalStack's interpreter) turns a Fail state whose ErrorPath resolves to a `States.*` name (the Map's
+    States.ExceedToleratedFailureThreshold, a Fargate task's States.TaskFailed) into States.Runtime; re-raising a
+    caught error through ErrorPath is the documented pattern, so the suite lets the Fail state report it."""
+    from moto.stepfunctions.parser.asl.component.common.error_name.error_name import ErrorName
+    from moto.stepfunctions.parser.asl.component.state.fail import state_fail
+
+    class ReportedErrorName(ErrorName):
+        pass
+
+    monkeypatch.setattr(state_fail, "CustomErrorName", ReportedErrorName)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    written = table.write_if_asked()
+    if written is not None:
+        session.config.get_terminal_writer().line(f"reliability tables written to {written}")

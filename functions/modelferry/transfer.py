@@ -45,7 +45,8 @@ _S3_MISSING = {"404", "NoSuchKey", "NotFound"}
 
 
 class TransferOptions(BaseModel):
-    """Tuning of one file copy. The defaults suit a Lambda with 2 GiB of memory and a Fargate task alike."""
+    """Tuning of one file copy. The defaults hold 64 MiB of part buffers; they suit the copy Lambda and the Fargate
+    task alike."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -59,7 +60,9 @@ class TransferOptions(BaseModel):
     parts_in_flight: int = Field(
         default=8, ge=1, description="Parts being read or uploaded at once: the memory bound is this x part size."
     )
-    read_retries: int = Field(default=5, ge=0, description="Attempts in a row without progress before giving up.")
+    read_retries: int = Field(
+        default=5, ge=0, description="Retries of a request failing without progress, then TransferInterrupted."
+    )
     backoff_seconds: float = Field(default=0.5, ge=0, description="First wait after a failed read; doubles.")
     max_backoff_seconds: float = Field(default=10.0, ge=0)
     rate_limit_wait_budget_seconds: float = Field(

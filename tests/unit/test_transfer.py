@@ -49,6 +49,7 @@ FILES = {
     "model.safetensors": safetensors_bytes({"weight": ("U8", (4 * MiB + 12345,))}, seed=7),  # 5 parts
     "small.safetensors": safetensors_bytes({"bias": ("U8", (300_000,))}, seed=8),  # one PutObject
     "config.json": b'{"model_type": "gpt_oss"}\n',  # plain git file: checked by its blob sha1
+    "empty.txt": b"",
 }
 
 
@@ -188,6 +189,15 @@ def test_plain_git_file_is_checked_by_its_blob_sha1(hub, commit, s3, entries) ->
     with pytest.raises(ChecksumMismatch, match="git blob sha1"):
         copy(hub, commit, s3, wrong)
     assert_nothing_stored(s3, wrong.key)
+
+
+def test_an_empty_file_is_copied_and_verified(hub, commit, s3, entries) -> None:
+    entry = entries["empty.txt"]
+
+    result = copy(hub, commit, s3, entry)
+
+    assert stored(s3, entry.key) == b""
+    assert result.sha256 == hashlib.sha256(b"").hexdigest()
 
 
 def test_a_second_run_reads_nothing_from_the_hub(hub, commit, s3, entries) -> None:

@@ -161,7 +161,6 @@ def test_multipart_copy_is_byte_exact_and_records_what_it_verified(hub, commit, 
     assert len(progress) == 5
     assert [done for done, _ in progress] == sorted(done for done, _ in progress)
     assert progress[-1] == (entry.size, entry.size)
-    assert all(record.has_auth is False for record in hub.requests if record.endpoint == "cdn")
 
 
 def test_small_lfs_file_takes_one_put_that_s3_checks_against_the_hub_sha256(hub, commit, s3, entries) -> None:
@@ -343,11 +342,33 @@ def test_a_file_the_hub_now_publishes_differently_is_not_copied(hub, commit, s3,
     assert_nothing_stored(s3, entry.key)
 
 
-def test_a_gated_repo_without_access_is_refused_by_name(hub, commit, s3, entries) -> None:
-    hub.faults.add("forbidden_gated", on=("resolve",))
+def test_a_gated_repo_needs_the_token_which_never_leaves_for_the_cdn(hub, s3, entries) -> None:
+    gated_commit = hub.add_repo("org/gated-model", FILES, gated=True, token="hf_secret")
+    entry = entries["model.safetensors"]
+
+    def copy_gated(token: str | None) -> CopyResult:
+        client = HubClient(hub.url, token)
+        return copy_file(
+            entry,
+            hub=client,
+            repo_id="org/gated-model",
+            commit=gated_commit,
+            bucket=BUCKET,
+            s3_client=s3,
+            options=OPTIONS,
+        )
 
     with pytest.raises(HubAccessDenied, match="gated"):
-        copy(hub, commit, s3, entries["model.safetensors"])
+        copy_gated(None)
+    assert_nothing_stored(s3, entry.key)
+
+    copy_gated("hf_secret")
+
+    assert stored(s3, entry.key) == FILES["model.safetensors"]
+    served = [(r.endpoint, r.has_auth) for r in hub.requests if r.status in (206, 302)]
+    assert ("resolve", True) in served
+    assert ("cdn", True) not in served
+    assert ("cdn", False) in served
 
 
 def test_a_cdn_url_that_stops_working_is_resolved_again(hub, commit, s3, entries) -> None:

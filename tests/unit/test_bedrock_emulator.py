@@ -25,14 +25,15 @@ import numpy as np
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from moto import mock_aws
+from moto.server import ThreadedMotoServer
+from safetensors.numpy import save
+
 from modelferry_cli.local.bedrock_emulator import (
     SUPPORTED_ARCHITECTURES,
     BedrockEmulator,
     custom_model_units_for,
 )
-from moto import mock_aws
-from moto.server import ThreadedMotoServer
-from safetensors.numpy import save
 
 REGION = "us-east-1"
 BUCKET = "modelferry-staging"

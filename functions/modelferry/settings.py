@@ -67,6 +67,11 @@ class NotifySettings(_EnvSettings):
     storage_price_per_cmu_month: float = Field(alias="STORAGE_PRICE_PER_CMU_MONTH", ge=0)
 
 
+class RequestFileSettings(_EnvSettings):
+    model_bucket: str = Field(alias="MODEL_BUCKET")
+    state_machine_arn: str = Field(alias="STATE_MACHINE_ARN")
+
+
 def load_settings(model: type[T]) -> T:
     """Build `model` from the environment; empty values count as unset."""
     values = {}

@@ -31,7 +31,14 @@ import boto3
 
 from modelferry_cli.local import template as cfn
 from modelferry_cli.local.bedrock_emulator import BedrockEmulator, EmulatorBehaviour
-from modelferry_cli.local.moto_patches import SimulatedClock, in_process_lambdas, local_fargate, simulated_waits
+from modelferry_cli.local.moto_patches import (
+    FakeLambdaContext,
+    SimulatedClock,
+    in_process_lambdas,
+    local_fargate,
+    resolve_handler,
+    simulated_waits,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 REGION = "us-east-1"
@@ -109,6 +116,7 @@ def local_settings(hf_endpoint: str, overrides: dict[str, str] | None = None) ->
         "COPY_TASK_SECURITY_GROUPS": "sg-local",
         "COPY_TASK_ASSIGN_PUBLIC_IP": "true",
         "TOPIC_ARN": "",  # filled in once the topic exists
+        "STATE_MACHINE_ARN": "",  # filled in once the state machine exists
         "EVENT_BUS_NAME": EVENT_BUS,
         "PRICE_PER_CMU_MINUTE": "0.0785",
         "STORAGE_PRICE_PER_CMU_MONTH": "1.95",
@@ -209,6 +217,10 @@ class LocalRig:
         self._stack.enter_context(local_fargate(self._run_copy_task))
         self._function_arns = {logical_id: self._create_function(logical_id) for logical_id in functions}
         self.state_machine_arn = self._create_state_machine(machine)
+        os.environ["STATE_MACHINE_ARN"] = self.state_machine_arn
+        self._handlers = handlers
+        self._machine_id = cfn.state_machine(template)[0]
+        self._trigger_queues = self._wire_triggers(template)
 
     def _start_local_hub(self) -> str:
         from modelferry_cli.local.hub_server import DEMO_REPO_ID, LocalHub
@@ -312,6 +324,58 @@ class LocalRig:
         )
         return completed.returncode, completed.stdout, completed.stderr
 
+    def _wire_triggers(self, template: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
+        """The template's EventBridge rules, with their patterns, on moto's default bus; the bucket sends its object
+        events there as on AWS. moto matches the patterns but calls neither Lambda nor Step Functions targets, so
+        each rule delivers to a queue that `deliver_trigger_events` hands to the rule's real target."""
+        boto3.client("s3", region_name=REGION).put_bucket_notification_configuration(
+            Bucket=BUCKET, NotificationConfiguration={"EventBridgeConfiguration": {}}
+        )
+        events = boto3.client("events", region_name=REGION)
+        sqs = boto3.client("sqs", region_name=REGION)
+        queues = {}
+        for logical_id, resource in template["Resources"].items():
+            if resource.get("Type") != "AWS::Events::Rule":
+                continue
+            props = resource["Properties"]
+            (target,) = props["Targets"]
+            url = sqs.create_queue(QueueName=f"modelferry-local-rule-{logical_id}")["QueueUrl"]
+            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            events.put_rule(Name=logical_id, EventPattern=json.dumps(_local_value(props["EventPattern"])))
+            events.put_targets(Rule=logical_id, Targets=[{"Id": "queue", "Arn": arn}])
+            queues[logical_id] = (url, target)
+        return queues
+
+    def deliver_trigger_events(self, max_rounds: int = 10) -> list[TriggerDelivery]:
+        """Hand every event the template's rules matched to the rule's target (an execution of the state machine,
+        or a function's handler in-process), until no more arrive (handlers may cause new events)."""
+        delivered: list[TriggerDelivery] = []
+        for _ in range(max_rounds):
+            batch = [
+                (rule, target, event)
+                for rule, (url, target) in self._trigger_queues.items()
+                for event in self._drain(url, sns_envelope=False)
+            ]
+            if not batch:
+                return delivered
+            for rule, target, event in batch:
+                delivered.append(TriggerDelivery(rule, event, self._deliver(target, event)))
+        raise RuntimeError(f"rules kept matching new events after {max_rounds} rounds: a trigger loop?")
+
+    def _deliver(self, target: dict[str, Any], event: dict[str, Any]) -> Any:
+        if target["Arn"] == {"Ref": self._machine_id}:
+            path = target.get("InputPath")
+            if path not in {None, "$.detail"}:
+                raise NotImplementedError(f"the local rig delivers InputPath $.detail only, not {path}")
+            return self.start(event["detail"] if path else event)
+        function = target["Arn"]["Fn::GetAtt"][0]
+        try:
+            result = resolve_handler(self._handlers[function])(event, FakeLambdaContext(function))
+        except Exception as exc:  # noqa: BLE001 - an asynchronous invocation's error, as Lambda would record it
+            result = {"errorType": type(exc).__name__, "errorMessage": str(exc)}
+        self._record_call(function, event, result)
+        return result
+
     def _record_call(self, function: str, event: Any, result: Any) -> None:
         self.lambda_calls.append((function, event, result))
 
@@ -372,6 +436,27 @@ class LocalRig:
                 else:
                     found.append(body)
                 sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+@dataclass
+class TriggerDelivery:
+    rule: str  # logical id of the AWS::Events::Rule in template.yaml
+    event: dict[str, Any]
+    result: Any  # the execution ARN it started, or what the function returned
+
+
+def _local_value(node: Any) -> Any:
+    """A template value as the local stack has it: the stack creates its bucket (CreateBucket), named BUCKET."""
+    if isinstance(node, dict):
+        if "Fn::If" in node:
+            condition, when_true, when_false = node["Fn::If"]
+            return _local_value(when_true if condition == "CreateBucket" else when_false)
+        if node == {"Ref": "ModelBucket"}:
+            return BUCKET
+        return {key: _local_value(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_local_value(value) for value in node]
+    return node
 
 
 def _state_runs(history: list[dict[str, Any]]) -> list[StateRun]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from modelferry_cli import run_local, validate_cmd
+from modelferry_cli import executions_cmd, run_local, validate_cmd
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,6 +19,25 @@ def build_parser() -> argparse.ArgumentParser:
     validate = commands.add_parser("validate", help="check a model against Bedrock's import rules")
     validate_cmd.add_arguments(validate)
     validate.set_defaults(func=validate_cmd.run)
+    for name, help_text, add, run in (
+        (
+            "start",
+            "start an import on the deployed stack",
+            executions_cmd.add_start_arguments,
+            executions_cmd.run_start,
+        ),
+        (
+            "watch",
+            "follow an execution live until it ends",
+            executions_cmd.add_watch_arguments,
+            executions_cmd.run_watch,
+        ),
+        ("status", "where an execution is, once", executions_cmd.add_status_arguments, executions_cmd.run_status),
+        ("list", "recent executions with their outcome", executions_cmd.add_list_arguments, executions_cmd.run_list),
+    ):
+        command = commands.add_parser(name, help=help_text)
+        add(command)
+        command.set_defaults(func=run)
     return parser
 
 

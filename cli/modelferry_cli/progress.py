@@ -1,0 +1,370 @@
+"""Where an execution is: its stages, the copy's bytes per file, the import job, the outcome.
+
+Built only from reads a person's credentials allow: Step Functions DescribeExecution, GetExecutionHistory,
+ListMapRuns / DescribeMapRun, and S3 reads of the run's item list, the copied objects and the multipart uploads in
+flight. Nothing here writes. S3 reads are best effort: without them the view still shows stages and file counts.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+# Top-level states of statemachine/modelferry.asl.json -> the stage a person reads. A state not listed (added to
+# the definition later) shows under its own name.
+STAGES = ("Plan", "Copy", "Validate", "Import", "Verify", "Notify")
+STAGE_OF_STATE = {
+    "Plan": "Plan",
+    "CopyFiles": "Copy",
+    "ValidateInS3": "Validate",
+    "StartImport": "Import",
+    "IsExistingModelReused": "Import",
+    "UseExistingModel": "Import",
+    "WaitForImport": "Import",
+    "CheckImport": "Import",
+    "IsImportComplete": "Import",
+    "UnexpectedImportStatus": "Import",
+    "VerifyModel": "Verify",
+    "NotifySuccess": "Notify",
+    "NotifyFailure": "Notify",
+}
+TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
+
+
+@dataclass
+class Stage:
+    name: str
+    state: str = "pending"  # pending | running | done | failed
+    started: datetime | None = None
+    ended: datetime | None = None
+
+    def seconds(self, now: datetime) -> float | None:
+        if self.started is None:
+            return None
+        return ((self.ended or now) - self.started).total_seconds()
+
+
+@dataclass
+class FileProgress:
+    path: str
+    size: int
+    done_bytes: int = 0
+    state: str = "waiting"  # waiting | copying | done
+
+
+@dataclass
+class Snapshot:
+    execution_arn: str
+    name: str
+    status: str
+    started: datetime
+    stopped: datetime | None
+    now: datetime
+    stages: list[Stage]
+    repo_id: str | None = None
+    model_name: str | None = None
+    commit: str | None = None
+    s3_uri: str | None = None
+    file_count: int | None = None
+    total_bytes: int | None = None
+    items_location: tuple[str, str] | None = None  # (bucket, key) of the Map's item list written by Plan
+    files: list[FileProgress] = field(default_factory=list)
+    map_counts: dict[str, int] = field(default_factory=dict)
+    job_name: str | None = None
+    job_status: str | None = None
+    job_elapsed_seconds: float | None = None
+    job_polls: int = 0
+    retry: tuple[str, str, int] | None = None  # (state, last error, attempt running or next) of a retried Task
+    fixes: list[str] = field(default_factory=list)
+    reply: str | None = None
+    imported_model_arn: str | None = None
+    error: str | None = None
+    cause: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def current_stage(self) -> Stage | None:
+        running = [s for s in self.stages if s.state == "running"]
+        return running[-1] if running else None
+
+    @property
+    def done_bytes(self) -> int:
+        return sum(f.done_bytes for f in self.files)
+
+    @property
+    def files_done(self) -> int:
+        if self.files:
+            return sum(f.state == "done" for f in self.files)
+        return self.map_counts.get("succeeded", 0)
+
+    @property
+    def elapsed_seconds(self) -> float:
+        return ((self.stopped or self.now) - self.started).total_seconds()
+
+    @property
+    def finished(self) -> bool:
+        return self.status in TERMINAL
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "execution_arn": self.execution_arn,
+            "name": self.name,
+            "status": self.status,
+            "elapsed_seconds": round(self.elapsed_seconds, 3),
+            "stage": self.current_stage.name if self.current_stage else None,
+            "stages": [
+                {"name": s.name, "state": s.state, "seconds": s.seconds(self.now)} for s in self.stages if s.started
+            ],
+            "repo_id": self.repo_id,
+            "model_name": self.model_name,
+            "commit": self.commit,
+            "s3_uri": self.s3_uri,
+            "files": {"count": self.file_count, "done": self.files_done, "map": self.map_counts},
+            "bytes": {"total": self.total_bytes, "done": self.done_bytes if self.files else None},
+            "import": {
+                "job_name": self.job_name,
+                "status": self.job_status,
+                "elapsed_seconds": self.job_elapsed_seconds,
+                "polls": self.job_polls,
+            },
+            "imported_model_arn": self.imported_model_arn,
+            "reply": self.reply,
+            "error": self.error,
+            "cause": self.cause,
+            "notes": self.notes,
+        }
+
+
+# --- reading AWS ---------------------------------------------------------------------------------------------------
+def history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    for page in sfn.get_paginator("get_execution_history").paginate(
+        executionArn=execution_arn, includeExecutionData=True
+    ):
+        events.extend(page["events"])
+    return events
+
+
+class Watcher:
+    """Takes snapshots of one execution; keeps what does not change (the item list) between them."""
+
+    def __init__(self, execution_arn: str, *, sfn: Any, s3: Any) -> None:
+        self.execution_arn = execution_arn
+        self.sfn = sfn
+        self.s3 = s3
+        self._items: list[dict[str, Any]] | None = None
+        self._s3_note: str | None = None
+
+    def snapshot(self) -> Snapshot:
+        described = self.sfn.describe_execution(executionArn=self.execution_arn)
+        events = history(self.sfn, self.execution_arn)
+        now = datetime.now(UTC)
+        snap = from_history(described, events, now)
+        if snap.stages[STAGES.index("Copy")].started is not None:
+            self._add_map_counts(snap)
+            self._add_file_bytes(snap)
+        if self._s3_note:
+            snap.notes.append(self._s3_note)
+        return snap
+
+    def _add_map_counts(self, snap: Snapshot) -> None:
+        runs = self.sfn.list_map_runs(executionArn=self.execution_arn).get("mapRuns") or []
+        if runs:
+            counts = self.sfn.describe_map_run(mapRunArn=runs[-1]["mapRunArn"]).get("itemCounts") or {}
+            snap.map_counts = {k: int(v) for k, v in counts.items() if isinstance(v, int)}
+
+    def _add_file_bytes(self, snap: Snapshot) -> None:
+        if self.s3 is None or snap.s3_uri is None:
+            return
+        copy = snap.stages[STAGES.index("Copy")]
+        try:
+            items = self._item_list(snap)
+            if items is None:
+                return
+            bucket, prefix = _split_s3_uri(snap.s3_uri)
+            files = [FileProgress(i["file"]["path"], int(i["file"]["size"])) for i in items]
+            if copy.state == "done":
+                for f in files:
+                    f.done_bytes, f.state = f.size, "done"
+            else:
+                present = self._present_keys(bucket, prefix)
+                in_flight = self._bytes_in_flight(bucket, prefix)
+                for item, f in zip(items, files, strict=True):
+                    key = item["file"]["key"]
+                    if key in present:
+                        f.done_bytes, f.state = f.size, "done"
+                    elif key in in_flight:
+                        f.done_bytes, f.state = min(in_flight[key], f.size), "copying"
+            snap.files = files
+        except (ClientError, BotoCoreError) as exc:
+            code = exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) else type(exc).__name__
+            self._s3_note = (
+                f"per-file bytes unavailable ({code}); they need s3:GetObject on the runs prefix and s3:ListBucket, "
+                "s3:ListBucketMultipartUploads, s3:ListMultipartUploadParts on the model bucket"
+            )
+
+    def _item_list(self, snap: Snapshot) -> list[dict[str, Any]] | None:
+        if self._items is None and snap.items_location is not None:
+            bucket, key = snap.items_location
+            self._items = json.loads(self.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        return self._items
+
+    def _present_keys(self, bucket: str, prefix: str) -> set[str]:
+        keys: set[str] = set()
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            keys.update(obj["Key"] for obj in page.get("Contents", []))
+        return keys
+
+    def _bytes_in_flight(self, bucket: str, prefix: str) -> dict[str, int]:
+        """Bytes already uploaded per key, from the multipart uploads in progress (the largest if several)."""
+        found: dict[str, int] = {}
+        uploads = self.s3.list_multipart_uploads(Bucket=bucket, Prefix=prefix).get("Uploads") or []
+        for upload in uploads:
+            parts = self.s3.list_parts(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"]).get("Parts")
+            done = sum(int(p["Size"]) for p in parts or [])
+            found[upload["Key"]] = max(found.get(upload["Key"], 0), done)
+        return found
+
+
+def _split_s3_uri(uri: str) -> tuple[str, str]:
+    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+    return bucket, prefix
+
+
+# --- the history, read as stages ---------------------------------------------------------------------------------
+def _details(event: dict[str, Any]) -> dict[str, Any]:
+    return next((v for k, v in event.items() if k.endswith("EventDetails") and isinstance(v, dict)), {})
+
+
+def _json(text: Any) -> Any:
+    if not isinstance(text, str):
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def error_message(cause: str | None) -> str | None:
+    """A Lambda failure's cause is a JSON error document: its errorMessage is what a person reads."""
+    document = _json(cause)
+    if isinstance(document, dict):
+        return str(document.get("errorMessage") or document.get("Cause") or cause)
+    return cause
+
+
+def from_history(described: dict[str, Any], events: list[dict[str, Any]], now: datetime) -> Snapshot:
+    snap = Snapshot(
+        execution_arn=described["executionArn"],
+        name=described.get("name") or described["executionArn"].rsplit(":", 1)[-1],
+        status=described["status"],
+        started=described["startDate"],
+        stopped=described.get("stopDate"),
+        now=now,
+        stages=[Stage(name) for name in STAGES],
+    )
+    request = _json(described.get("input")) or {}
+    snap.repo_id, snap.model_name = request.get("repo_id"), request.get("model_name")
+    reader = _HistoryReader(snap)
+    for event in events:
+        reader.read(event)
+    reader.finish()
+    if snap.status in TERMINAL and snap.status != "SUCCEEDED":
+        snap.error = described.get("error") or snap.status
+        snap.cause = error_message(described.get("cause"))
+    return snap
+
+
+class _HistoryReader:
+    """Walks the history once: which stage runs, which finished or failed, what each state reported."""
+
+    def __init__(self, snap: Snapshot) -> None:
+        self.snap = snap
+        self.stages = {s.name: s for s in snap.stages}
+        self.current: Stage | None = None
+        self.task_state: str | None = None
+        self.attempts = 0
+        self.last_error: str | None = None
+        self.waiting_to_retry = False
+        self.last_exit: datetime | None = None  # when the current stage's latest state exited
+
+    def read(self, event: dict[str, Any]) -> None:
+        kind, details, at = event["type"], _details(event), event["timestamp"]
+        if kind.endswith("StateEntered"):
+            self._entered(kind, details.get("name", ""), at)
+        elif kind == "TaskScheduled":
+            self.attempts += 1
+            self.waiting_to_retry = False
+        elif kind in {"TaskFailed", "TaskTimedOut", "LambdaFunctionFailed"}:
+            self.last_error = details.get("error")
+            self.waiting_to_retry = True
+        elif kind.endswith("StateExited"):
+            _read_state_output(self.snap, details.get("name", ""), _json(details.get("output")) or {})
+            self.last_exit = at
+            if details.get("name") == self.task_state:
+                self.last_error = None
+        elif kind in {"ExecutionSucceeded", "ExecutionFailed", "ExecutionTimedOut", "ExecutionAborted"}:
+            self._end("done" if kind == "ExecutionSucceeded" else "failed", at)
+            if kind == "ExecutionSucceeded":
+                _read_state_output(self.snap, "", _json(details.get("output")) or {})
+
+    def _entered(self, kind: str, name: str, at: datetime) -> None:
+        if kind.startswith(("Fail", "Succeed")):
+            self._end("done", at)  # the last stage finished; the execution's own event says how it ended
+            return
+        if kind.startswith("Pass") and name.endswith("Failed") and name not in STAGE_OF_STATE:
+            self._end("failed", at)  # PlanFailed, CopyFailed...: the stage that was running failed
+            return
+        stage_name = STAGE_OF_STATE.get(name, name)
+        stage = self.stages.get(stage_name)
+        if stage is None:
+            stage = self.stages[stage_name] = Stage(stage_name)
+            self.snap.stages.append(stage)
+        if stage is not self.current:
+            self._end("done", at)
+            stage.state, stage.started, stage.ended = "running", stage.started or at, None
+            self.current, self.last_exit = stage, None
+        self.task_state, self.attempts, self.last_error = name, 0, None
+
+    def _end(self, state: str, at: datetime) -> None:
+        """Close the running stage: a finished one at its last state's exit, a failed one at the failure."""
+        if self.current is not None and self.current.state == "running":
+            ended = self.last_exit if state == "done" and self.last_exit is not None else at
+            self.current.state, self.current.ended = state, ended
+        self.current = None
+
+    def finish(self) -> None:
+        if self.current is not None and self.task_state and self.last_error and self.attempts >= 1:
+            attempt = self.attempts + 1 if self.waiting_to_retry else self.attempts
+            self.snap.retry = (self.task_state, self.last_error, attempt)
+
+
+def _read_state_output(snap: Snapshot, state: str, output: dict[str, Any]) -> None:
+    plan = output.get("plan") or {}
+    run, manifest = plan.get("run") or {}, plan.get("manifest") or {}
+    if run:
+        snap.repo_id, snap.model_name = run.get("repo_id"), run.get("model_name")
+        snap.commit, snap.s3_uri = run.get("commit"), run.get("s3_uri")
+    if manifest:
+        snap.file_count, snap.total_bytes = manifest.get("file_count"), manifest.get("total_bytes")
+        snap.items_location = (manifest["bucket"], manifest["items_key"]) if manifest.get("items_key") else None
+    validation = output.get("validation") or {}
+    if validation.get("fixes") is not None:
+        snap.fixes = [f"{f.get('path')} ({f.get('rule_code')})" for f in validation["fixes"]]
+    job = output.get("import") or {}
+    if job.get("job_name"):
+        snap.job_name = job["job_name"]
+    status = output.get("import_status") or {}
+    if status.get("status"):
+        snap.job_status = status["status"]
+        snap.job_elapsed_seconds = status.get("elapsed_seconds")
+        snap.imported_model_arn = status.get("imported_model_arn")
+        if state == "CheckImport":
+            snap.job_polls += 1
+    verify = output.get("verify") or {}
+    if verify.get("reply") is not None:
+        snap.reply = verify["reply"]

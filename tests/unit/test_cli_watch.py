@@ -1,0 +1,300 @@
+"""`modelferry watch` / `status`: the history read as stages, bytes per file from S3 (objects and multipart uploads in
+flight), retries, failures with what to do, and each plain line printed once. (A real local run is watched in
+tests/workflow/test_triggers.py; here the history is written out, to reach states a fast local run passes by.)"""
+
+from __future__ import annotations
+
+import inspect
+import io
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
+from modelferry import errors
+from modelferry.notifications import NEXT_STEPS
+from modelferry_cli.progress import Watcher
+from modelferry_cli.watch_view import LiveReporter, PlainReporter, bar, human_bytes, human_seconds, render_block
+
+REGION = "us-east-1"
+BUCKET = "modelferry-unit-models"
+ARN = "arn:aws:states:us-east-1:123456789012:execution:modelferry:run-1"
+T0 = datetime(2026, 1, 15, 9, 30, tzinfo=UTC)
+MODEL_PREFIX = "models/gpt-oss-20b/abc123/"
+MIB = 1024 * 1024
+FILES = [
+    ("config.json", 1200),
+    ("model-00001-of-00002.safetensors", 12 * MIB),
+    ("model-00002-of-00002.safetensors", 9 * MIB),
+]
+
+
+def _event(kind: str, second: float, **details: Any) -> dict[str, Any]:
+    key = {
+        "StateEntered": "stateEnteredEventDetails",
+        "StateExited": "stateExitedEventDetails",
+        "TaskFailed": "taskFailedEventDetails",
+        "ExecutionFailed": "executionFailedEventDetails",
+        "ExecutionSucceeded": "executionSucceededEventDetails",
+    }
+    detail_key = next((v for k, v in key.items() if kind.endswith(k)), None)
+    event: dict[str, Any] = {"type": kind, "timestamp": T0 + timedelta(seconds=second)}
+    if detail_key:
+        event[detail_key] = details
+    return event
+
+
+PLAN_OUTPUT = {
+    "repo_id": "openai/gpt-oss-20b",
+    "model_name": "gpt-oss-20b",
+    "plan": {
+        "run": {
+            "repo_id": "openai/gpt-oss-20b",
+            "model_name": "gpt-oss-20b",
+            "commit": "abc123",
+            "s3_uri": f"s3://{BUCKET}/{MODEL_PREFIX}",
+        },
+        "manifest": {
+            "bucket": BUCKET,
+            "items_key": "modelferry-runs/run-1/files.json",
+            "file_count": len(FILES),
+            "total_bytes": sum(size for _, size in FILES),
+        },
+    },
+}
+PLANNED = [
+    _event("ExecutionStarted", 0),
+    _event("TaskStateEntered", 0.1, name="Plan"),
+    _event("TaskScheduled", 0.1),
+    _event("TaskStateExited", 2.0, name="Plan", output=json.dumps(PLAN_OUTPUT)),
+    _event("MapStateEntered", 2.1, name="CopyFiles"),
+]
+
+
+class FakeStepFunctions:
+    """The four read calls the watcher makes, answering from a written-out history."""
+
+    def __init__(self, events: list[dict[str, Any]], status: str = "RUNNING", **described: Any) -> None:
+        self.events = events
+        self.described = {
+            "executionArn": ARN,
+            "name": "run-1",
+            "status": status,
+            "startDate": T0,
+            "input": json.dumps({"repo_id": "openai/gpt-oss-20b", "model_name": "gpt-oss-20b"}),
+            **described,
+        }
+        self.map_counts = {"pending": 1, "running": 1, "succeeded": 1, "failed": 0, "total": 3}
+
+    def describe_execution(self, executionArn: str) -> dict[str, Any]:  # noqa: N803 - boto3's argument name
+        assert executionArn == ARN
+        return self.described
+
+    def get_paginator(self, operation: str) -> Any:
+        assert operation == "get_execution_history"
+        events = self.events
+
+        class Paginator:
+            def paginate(self, **_: Any) -> Iterator[dict[str, Any]]:
+                yield {"events": events}
+
+        return Paginator()
+
+    def list_map_runs(self, executionArn: str) -> dict[str, Any]:  # noqa: N803
+        return {"mapRuns": [{"mapRunArn": "arn:aws:states:us-east-1:123456789012:mapRun:modelferry/CopyFiles:1"}]}
+
+    def describe_map_run(self, mapRunArn: str) -> dict[str, Any]:  # noqa: N803
+        return {"itemCounts": self.map_counts}
+
+
+@pytest.fixture
+def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "unit")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "unit")
+    with mock_aws():
+        client = boto3.client("s3", region_name=REGION)
+        client.create_bucket(Bucket=BUCKET)
+        items = [{"file": {"path": p, "size": s, "key": MODEL_PREFIX + p}, "run": {}} for p, s in FILES]
+        client.put_object(Bucket=BUCKET, Key="modelferry-runs/run-1/files.json", Body=json.dumps(items).encode())
+        yield client
+
+
+def test_bytes_per_file_come_from_objects_and_uploads_in_flight(s3: Any) -> None:
+    s3.put_object(Bucket=BUCKET, Key=MODEL_PREFIX + "config.json", Body=b"x" * 1200)
+    shard = MODEL_PREFIX + "model-00001-of-00002.safetensors"
+    upload = s3.create_multipart_upload(Bucket=BUCKET, Key=shard)["UploadId"]
+    s3.upload_part(Bucket=BUCKET, Key=shard, UploadId=upload, PartNumber=1, Body=b"\0" * (5 * MIB))
+
+    snap = Watcher(ARN, sfn=FakeStepFunctions(PLANNED), s3=s3).snapshot()
+
+    assert [(f.path, f.state, f.done_bytes) for f in snap.files] == [
+        ("config.json", "done", 1200),
+        ("model-00001-of-00002.safetensors", "copying", 5 * MIB),
+        ("model-00002-of-00002.safetensors", "waiting", 0),
+    ]
+    assert snap.current_stage is not None
+    assert snap.current_stage.name == "Copy"
+    assert [s.state for s in snap.stages] == ["done", "running", "pending", "pending", "pending", "pending"]
+    block = "\n".join(render_block(snap))
+    assert f"1/3 files  {bar(1200 + 5 * MIB, 21 * MIB + 1200)}" in block
+    assert "model-00001-of-00002.safetensors  [########------------]  42%  5.0 MiB of 12.0 MiB" in block
+    assert "  >>  Copy " in block
+    assert "  ..  Validate" in block
+
+
+def test_without_s3_access_the_view_keeps_stages_and_file_counts(s3: Any) -> None:
+    class Refusing:
+        def get_object(self, **_: Any) -> None:
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "GetObject")
+
+    snap = Watcher(ARN, sfn=FakeStepFunctions(PLANNED), s3=Refusing()).snapshot()
+
+    assert snap.files == []
+    assert snap.files_done == 1  # from the map run's item counts
+    (note,) = snap.notes
+    assert note.startswith("per-file bytes unavailable (AccessDenied)")
+    block = "\n".join(render_block(snap))
+    assert "1/3 files  [#######-------------]  33%  (1 copying)" in block
+    assert f"  note     {note}" in block
+
+
+def _verify_history(*tail: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        *PLANNED,
+        _event("MapStateExited", 10, name="CopyFiles", output=json.dumps(PLAN_OUTPUT)),
+        _event("TaskStateEntered", 10, name="ValidateInS3"),
+        _event(
+            "TaskStateExited", 11, name="ValidateInS3", output=json.dumps({**PLAN_OUTPUT, "validation": {"fixes": []}})
+        ),
+        _event("TaskStateEntered", 11, name="StartImport"),
+        _event(
+            "TaskStateExited",
+            12,
+            name="StartImport",
+            output=json.dumps({**PLAN_OUTPUT, "import": {"job_name": "mf-x"}}),
+        ),
+        _event("TaskStateEntered", 600, name="CheckImport"),
+        _event(
+            "TaskStateExited",
+            601,
+            name="CheckImport",
+            output=json.dumps({**PLAN_OUTPUT, "import_status": {"status": "Completed", "elapsed_seconds": 590}}),
+        ),
+        _event("TaskStateEntered", 601, name="VerifyModel"),
+        _event("TaskScheduled", 601),
+        _event("TaskFailed", 602, error="ModelNotReady", cause="{}"),
+        *tail,
+    ]
+
+
+def test_a_task_being_retried_shows_its_error_and_attempt(s3: Any) -> None:
+    waiting = Watcher(ARN, sfn=FakeStepFunctions(_verify_history()), s3=s3).snapshot()
+    running = Watcher(ARN, sfn=FakeStepFunctions(_verify_history(_event("TaskScheduled", 662))), s3=s3).snapshot()
+
+    assert waiting.retry == ("VerifyModel", "ModelNotReady", 2)  # failed once: the second attempt comes next
+    assert running.retry == ("VerifyModel", "ModelNotReady", 2)  # the second attempt is running
+    assert waiting.job_status == "Completed"
+    assert waiting.job_polls == 1
+    assert "  retry    VerifyModel: attempt 2 after ModelNotReady" in render_block(waiting)
+    assert "mf-x  Completed  9 min 50 s (1 polls)" in "\n".join(render_block(waiting))
+
+
+def test_a_failed_execution_names_the_stage_the_cause_and_what_to_do(s3: Any) -> None:
+    message = "imported-model/x is still cold after 20 min (1200 s)"
+    cause = json.dumps({"errorType": "ModelNotReadyTimedOut", "errorMessage": message})
+    events = _verify_history(
+        _event("PassStateEntered", 1800, name="VerifyFailed"),
+        _event("TaskStateEntered", 1800, name="NotifyFailure"),
+        _event("TaskStateExited", 1801, name="NotifyFailure", output="{}"),
+        _event("FailStateEntered", 1801, name="ImportFailed"),
+        _event("ExecutionFailed", 1801, error="ModelNotReadyTimedOut", cause=cause),
+    )
+    sfn = FakeStepFunctions(
+        events, "FAILED", stopDate=T0 + timedelta(seconds=1801), error="ModelNotReadyTimedOut", cause=cause
+    )
+
+    snap = Watcher(ARN, sfn=sfn, s3=s3).snapshot()
+
+    assert [(s.name, s.state) for s in snap.stages] == [
+        ("Plan", "done"),
+        ("Copy", "done"),
+        ("Validate", "done"),
+        ("Import", "done"),
+        ("Verify", "failed"),
+        ("Notify", "done"),
+    ]
+    assert snap.retry is None
+    block = render_block(snap)
+    assert "  result   FAILED at Verify after 30 min 1 s: ModelNotReadyTimedOut" in block
+    assert f"  cause    {message}" in block
+    assert f"  next     {NEXT_STEPS['ModelNotReadyTimedOut']}" in block
+    assert snap.to_json()["stages"][4] == {"name": "Verify", "state": "failed", "seconds": 1199.0}
+
+
+def test_plain_lines_are_printed_once_and_the_live_view_redraws_over_itself(s3: Any) -> None:
+    s3.put_object(Bucket=BUCKET, Key=MODEL_PREFIX + "config.json", Body=b"x" * 1200)
+    snap = Watcher(ARN, sfn=FakeStepFunctions(PLANNED), s3=s3).snapshot()
+    out = io.StringIO()
+    plain = PlainReporter(out)
+    plain.show(snap)
+    first = out.getvalue()
+    plain.show(snap)
+    assert out.getvalue() == first
+    assert [line[10:] for line in first.splitlines()] == [
+        f"watching run-1 ({ARN})",
+        "openai/gpt-oss-20b -> gpt-oss-20b",
+        "Plan started",
+        "Plan done in 1.9 s: 3 files, 21.0 MiB at commit abc123",
+        "Copy started",
+        "  copied config.json (1.2 KiB)",
+        f"Copy 1/3 files  {bar(1200, 21 * MIB + 1200)}  1.2 KiB of 21.0 MiB",
+    ]
+
+    screen = io.StringIO()
+    live = LiveReporter(screen)
+    live.show(snap)
+    height = len(screen.getvalue().splitlines())
+    live.show(snap)
+    assert screen.getvalue().count(f"\x1b[{height}F\x1b[J") == 1
+
+
+@pytest.mark.parametrize(
+    ("function", "value", "text"),
+    [
+        (human_bytes, 0, "0 B"),
+        (human_bytes, 1536, "1.5 KiB"),
+        (human_bytes, 5 * 1024**3, "5.0 GiB"),
+        (human_bytes, 3 * 1024**4, "3072.0 GiB"),
+        (human_seconds, 59.94, "59.9 s"),
+        (human_seconds, 125, "2 min 5 s"),
+        (human_seconds, 3725, "1 h 2 min"),
+    ],
+)
+def test_sizes_and_durations_read_as_people_write_them(function: Any, value: float, text: str) -> None:
+    assert function(value) == text
+
+
+def test_bars_are_clamped_and_an_empty_total_is_complete() -> None:
+    assert bar(1, 4) == "[#####---------------]  25%"
+    assert bar(9, 4) == "[####################] 100%"
+    assert bar(0, 0) == "[####################] 100%"
+
+
+def test_the_troubleshooting_table_covers_every_error_a_run_can_end_with() -> None:
+    """docs/operations.md: one row per named error (the ERROR `watch` prints), each with a next step."""
+    table = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text().split("## Troubleshooting")[1]
+    rows = {line.split("|")[1].strip() for line in table.splitlines() if line.startswith("| `")}
+    named = {
+        name
+        for name, cls in inspect.getmembers(errors, inspect.isclass)
+        if issubclass(cls, errors.ModelferryError) and cls is not errors.ModelferryError
+    }
+    documented = {name.strip("`") for row in rows for name in row.split(", ")}
+    assert named - documented == set(), "errors missing from the troubleshooting table in docs/operations.md"
+    assert set(NEXT_STEPS) - documented == set()

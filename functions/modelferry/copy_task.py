@@ -23,7 +23,7 @@ from modelferry.hub import HubClient
 from modelferry.manifest import CopyItem
 from modelferry.secrets import hub_token
 from modelferry.settings import CopySettings, load_settings
-from modelferry.transfer import CopyResult, Progress, copy_file
+from modelferry.transfer import CopyResult, Progress, copy_file, every_tenth
 
 
 def run_copy(logger: Logger) -> CopyResult:
@@ -45,21 +45,16 @@ def run_copy(logger: Logger) -> CopyResult:
         commit=item.run.commit,
         bucket=item.run.bucket,
         s3_client=client("s3"),
-        on_progress=_every_tenth(logger),
+        on_progress=_log_progress(logger),
     )
 
 
-def _every_tenth(logger: Logger) -> Progress:
-    logged = -1
-
-    def progress(done: int, total: int) -> None:
-        nonlocal logged
-        tenth = done * 10 // max(total, 1)
-        if tenth > logged:
-            logged = tenth
-            logger.info("copy progress", extra={"bytes_done": done, "bytes_total": total, "percent": tenth * 10})
-
-    return progress
+def _log_progress(logger: Logger) -> Progress:
+    return every_tenth(
+        lambda done, total, percent: logger.info(
+            "copy progress", extra={"bytes_done": done, "bytes_total": total, "percent": percent}
+        )
+    )
 
 
 def main() -> int:

@@ -11,7 +11,7 @@ from modelferry.manifest import CopyItem
 from modelferry.observability import logger, metrics, tracer
 from modelferry.secrets import hub_token
 from modelferry.settings import CopySettings, load_settings
-from modelferry.transfer import copy_file
+from modelferry.transfer import copy_file, every_tenth
 
 
 @logger.inject_lambda_context(correlation_id_path="run.run_id")
@@ -21,8 +21,12 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     item = CopyItem.model_validate(event)
     settings = load_settings(CopySettings)
 
-    def progress(done: int, total: int) -> None:
-        logger.info("copy progress", extra={"path": item.file.path, "bytes_done": done, "bytes_total": total})
+    progress = every_tenth(
+        lambda done, total, percent: logger.info(
+            "copy progress",
+            extra={"path": item.file.path, "bytes_done": done, "bytes_total": total, "percent": percent},
+        )
+    )
 
     with HubClient(settings.hf_endpoint, hub_token(settings.hf_token_secret_arn)) as hub:
         result = copy_file(

@@ -47,6 +47,33 @@ def rig(hub: LocalHub, behaviour: EmulatorBehaviour) -> Iterator[LocalRig]:
 
 
 @pytest.fixture(autouse=True)
+def no_internet(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Every host name looked up during a case must be this machine: a lookup of any other host is refused (and the
+    case fails), so nothing in the suite reaches the internet even on a machine that could.
+
+    huggingface_hub (1.33) fetches `{HF_ENDPOINT}/api/agent-harnesses` for its User-Agent unless telemetry is off;
+    both settings are read when it is imported, which in a test session is before the rig sets HF_ENDPOINT and
+    HF_HUB_DISABLE_TELEMETRY=1 (as the stack does), so that fetch would go to huggingface.co: turn it off here."""
+    import socket
+
+    from huggingface_hub import constants as hf_constants
+
+    monkeypatch.setattr(hf_constants, "HF_HUB_DISABLE_TELEMETRY", True)
+    refused: list[str] = []
+    lookup = socket.getaddrinfo
+
+    def local_only(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host not in {"127.0.0.1", "localhost", "::1", None}:
+            refused.append(str(host))
+            raise socket.gaierror(socket.EAI_NONAME, f"the reliability suite stays on this machine, not {host}")
+        return lookup(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", local_only)
+    yield refused
+    assert refused == [], f"tried to reach {sorted(set(refused))}"
+
+
+@pytest.fixture(autouse=True)
 def hub_pauses(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """The copy's pauses (back-off after a failed read, waits for a 429's reset), recorded instead of slept."""
     pauses: list[float] = []

@@ -6,12 +6,13 @@
 - One malformed field (traversal, absolute path, odd characters, wrong type, huge sizes) is refused with an error
   naming that field, and only that field.
 
-These are the rules Plan applies first, before any side effect (tests/reliability/test_bad_input.py runs them
-through the real first state).
+These are the rules Plan applies first, before any side effect, and the request-file trigger applies to every
+entry before it starts anything (tests/reliability/test_bad_input.py runs both through the local rig).
 """
 
 from __future__ import annotations
 
+import json
 import re
 import string
 from typing import Any
@@ -22,6 +23,7 @@ from hypothesis import strategies as st
 
 from modelferry.errors import InvalidRequest
 from modelferry.request import ImportRequest, parse_request
+from modelferry.request_files import InvalidRequestFile, parse_request_file
 from modelferry.s3io import join_prefix
 from modelferry.selection import Selection
 
@@ -210,6 +212,13 @@ def _parse(payload: Any) -> ImportRequest | InvalidRequest:
         return refused
 
 
+def _parse_file(body: bytes) -> list[ImportRequest] | InvalidRequestFile:
+    try:
+        return parse_request_file(body)
+    except InvalidRequestFile as refused:
+        return refused
+
+
 def _fields_named(message: str) -> set[str]:
     """The input fields an InvalidRequest message names: each problem is 'field: rule' or 'field.N: rule', joined
     with '; ' (a refused pattern is quoted in its rule, so only known field names count)."""
@@ -233,3 +242,50 @@ def _pattern_ok(value: str) -> bool:
     return bool(re.fullmatch(r"[A-Za-z0-9._/*?\[\]!-]{1,256}", value)) and not (
         value.startswith("/") or ".." in value.split("/")
     )
+
+
+# --- the request file (requests/*.json in the model bucket) ------------------------------------------------------
+
+
+@settings(max_examples=300)
+@given(
+    st.one_of(
+        st.binary(max_size=200),
+        json_values.map(lambda v: json.dumps(v).encode()),
+        requests().map(lambda r: json.dumps(r).encode()),
+        st.lists(requests(), max_size=4).map(lambda rs: json.dumps({"requests": rs}).encode()),
+    )
+)
+def test_any_request_file_is_parsed_or_refused_as_invalid_request_never_a_crash(body: bytes) -> None:
+    outcome = _parse_file(body)  # any other exception fails the test
+
+    if isinstance(outcome, InvalidRequestFile):
+        assert outcome.problems
+        assert all(": " in problem for problem in outcome.problems)
+    else:
+        assert outcome
+        for request in outcome:
+            assert_safe(request)
+
+
+@pytest.mark.parametrize("field", ["repo_id", "model_name", "revision", "include"])
+@settings(max_examples=30, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(bad=traversal, index=st.integers(0, 3))
+def test_one_bad_entry_in_a_request_file_is_named_by_index_and_field(field: str, bad: str, index: int) -> None:
+    value: Any = [bad] if field == "include" else bad
+    assume(_parse({**VALID, field: value}).__class__ is InvalidRequest)
+    entries = [{**VALID, "model_name": f"model-{i}"} for i in range(4)]
+    entries[index] = {**entries[index], field: value}
+
+    with pytest.raises(InvalidRequestFile) as refused:
+        parse_request_file(json.dumps({"requests": entries}).encode())
+
+    (problem,) = refused.value.problems
+    assert problem.startswith(f"requests[{index}]: {field}")
+
+
+def test_a_request_file_larger_than_an_execution_input_is_refused_unread() -> None:
+    body = json.dumps({"requests": [VALID], "padding": "x" * 300_000}).encode()
+
+    with pytest.raises(InvalidRequestFile, match="more than the 262144 allowed"):
+        parse_request_file(body)

@@ -18,12 +18,11 @@ from aws_lambda_powertools.logging.utils import copy_config_to_registered_logger
 from pydantic import ValidationError
 
 from modelferry.aws import client
+from modelferry.copy_stage import copy_item
 from modelferry.errors import InvalidRequest
-from modelferry.hub import HubClient
 from modelferry.manifest import CopyItem
-from modelferry.secrets import hub_token
 from modelferry.settings import CopySettings, load_settings
-from modelferry.transfer import CopyResult, Progress, copy_file, every_tenth
+from modelferry.transfer import CopyResult, Progress, every_tenth
 
 
 def run_copy(logger: Logger) -> CopyResult:
@@ -37,16 +36,7 @@ def run_copy(logger: Logger) -> CopyResult:
             f"COPY_ITEM names bucket {item.run.bucket!r}; this task writes to {settings.model_bucket!r}"
         )
     logger.append_keys(run_id=item.run.run_id, path=item.file.path)
-    hub = HubClient(settings.hf_endpoint, hub_token(settings.hf_token_secret_arn))
-    return copy_file(
-        item.file,
-        hub=hub,
-        repo_id=item.run.repo_id,
-        commit=item.run.commit,
-        bucket=item.run.bucket,
-        s3_client=client("s3"),
-        on_progress=_log_progress(logger),
-    )
+    return copy_item(item, settings, s3=client("s3"), on_progress=_log_progress(logger))
 
 
 def _log_progress(logger: Logger) -> Progress:

@@ -45,6 +45,9 @@ class RunContext(BaseModel):
     commit: str
     bucket: str
     run_id: str
+    failures_prefix: str = Field(
+        default="", description="Where a failed copy records its error, for the failure notification."
+    )
 
 
 class CopyItem(BaseModel):

@@ -67,6 +67,11 @@ NEXT_STEPS: dict[str, str] = {
         "permissions of the notify function."
     ),
     "States.Timeout": "A step ran out of time: start again; verified files are not copied twice.",
+    "States.ExceedToleratedFailureThreshold": (
+        "A file failed to copy: the Map Run of this execution (Step Functions console) shows each file's error; "
+        "start again once fixed: verified files are not copied twice."
+    ),
+    "States.TaskFailed": "The Fargate copy task stopped with an error: its log group (stack output) says which.",
 }
 _VERIFICATION_FIELDS = (
     "reply",
@@ -195,15 +200,28 @@ def success_notification(state: dict[str, Any], execution_id: str, settings: Not
     )
 
 
-def failure_notification(state: dict[str, Any], execution_id: str) -> Notification:
+def _text(value: Any) -> str | None:
+    """A request field as short printable text, or None (the input may hold anything)."""
+    return value[:100] if isinstance(value, str) and value.isprintable() else None
+
+
+def failure_notification(
+    state: dict[str, Any], execution_id: str, copy_failures: list[dict[str, str]] | None = None
+) -> Notification:
+    """`copy_failures`: what each failed file recorded (the Map itself reports only how many items failed)."""
     failure = state.get("failure") or {}
     error = str(failure.get("Error") or "Unknown")
     message = _error_message(failure.get("Cause"))
     stage = state.get("failed_stage") or "unknown stage"
     run = (state.get("plan") or {}).get("run") or {}
-    model_name = run.get("model_name") or state.get("model_name") or "model"
-    repo_id = run.get("repo_id") or state.get("repo_id")
-    next_step = NEXT_STEPS.get(error, DEFAULT_NEXT_STEP)
+    # Before Plan succeeded, the request is the execution input itself (kept as `request` when Plan failed); it may
+    # not even be an object.
+    request = state.get("request") if isinstance(state.get("request"), dict) else state
+    model_name = run.get("model_name") or _text(request.get("model_name")) or "model"
+    repo_id = run.get("repo_id") or _text(request.get("repo_id")) or "(no repo_id)"
+    copy_failures = copy_failures or []
+    first_error = copy_failures[0]["error"] if copy_failures else error
+    next_step = NEXT_STEPS.get(first_error, DEFAULT_NEXT_STEP)
     details = {
         "outcome": "failed",
         "execution_id": execution_id,
@@ -215,18 +233,14 @@ def failure_notification(state: dict[str, Any], execution_id: str) -> Notificati
         "commit": run.get("commit"),
         "s3_uri": run.get("s3_uri"),
         "job_arn": (state.get("import") or {}).get("job_arn"),
+        "failed_files": copy_failures,
         "next_step": next_step,
     }
-    text = "\n".join(
-        [
-            f"Importing {repo_id} as {model_name} failed at {stage}.",
-            "",
-            f"Error:  {error}",
-            f"Cause:  {message}",
-            "",
-            f"Next:   {next_step}",
-        ]
-    )
+    lines = [f"Importing {repo_id} as {model_name} failed at {stage}.", "", f"Error:  {error}", f"Cause:  {message}"]
+    for record in copy_failures:
+        lines.append(f"File:   {record['path']}: {record['error']}: {record['message']}")
+    lines += ["", f"Next:   {next_step}"]
+    text = "\n".join(lines)
     return Notification(
         outcome="failed",
         subject=_subject(f"modelferry: {model_name} FAILED at {stage} ({error})"),

@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from modelferry.copy_stage import COPY_FAILURES_FOLDER
 from modelferry.errors import FileTooLargeForLambda, ModelNotImportable
 from modelferry.hub import HubClient
 from modelferry.manifest import CopyItem, ExcludedFile, Manifest, ManifestEntry, RunContext
@@ -126,7 +127,13 @@ def plan(
         files=entries,
         excluded=excluded,
     )
-    run_context = RunContext(repo_id=request.repo_id, commit=commit, bucket=bucket, run_id=the_run_id)
+    run_context = RunContext(
+        repo_id=request.repo_id,
+        commit=commit,
+        bucket=bucket,
+        run_id=the_run_id,
+        failures_prefix=f"{run_prefix}{COPY_FAILURES_FOLDER}",
+    )
     manifest_key = f"{run_prefix}manifest.json"
     items_key = f"{run_prefix}copy-items.json"
     put_json(s3, bucket, manifest_key, manifest.model_dump(mode="json"))

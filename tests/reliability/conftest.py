@@ -14,8 +14,7 @@ from typing import Any
 import moto.s3.models
 import pytest
 
-from modelferry import transfer_source
-from modelferry.handlers import copy_file as copy_file_handler
+from modelferry import copy_stage, transfer_source
 from modelferry.transfer import TransferOptions, copy_file
 from modelferry_cli.local.bedrock_emulator import EmulatorBehaviour
 from modelferry_cli.local.hub_server import LocalHub
@@ -106,7 +105,7 @@ def metrics_as_deployed(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 def small_parts(monkeypatch: pytest.MonkeyPatch) -> TransferOptions:
     """The copy Lambda copies with 1 MiB parts, so a 3 MiB shard is a three-part multipart upload."""
     monkeypatch.setattr(moto.s3.models, "S3_UPLOAD_PART_MIN_SIZE", 1024)
-    monkeypatch.setattr(copy_file_handler, "copy_file", functools.partial(copy_file, options=SMALL_PARTS))
+    monkeypatch.setattr(copy_stage, "copy_file", functools.partial(copy_file, options=SMALL_PARTS))
     return SMALL_PARTS
 
 
@@ -117,7 +116,7 @@ def on_first_copy(small_parts: TransferOptions, monkeypatch: pytest.MonkeyPatch)
     actions: list[Callable[[], Any]] = []
     lock = threading.Lock()
     done: list[bool] = []
-    copy = copy_file_handler.copy_file
+    copy = copy_stage.copy_file
 
     def first_then_copy(*args: Any, **kwargs: Any) -> Any:
         with lock:
@@ -127,67 +126,8 @@ def on_first_copy(small_parts: TransferOptions, monkeypatch: pytest.MonkeyPatch)
                     action()
         return copy(*args, **kwargs)
 
-    monkeypatch.setattr(copy_file_handler, "copy_file", first_then_copy)
+    monkeypatch.setattr(copy_stage, "copy_file", first_then_copy)
     return actions.append
-
-
-@pytest.fixture(autouse=True)
-def distributed_map_fails_as_on_aws(monkeypatch: pytest.MonkeyPatch) -> None:
-    """moto's Distributed Map counts a failed child and still succeeds; AWS fails the Map Run with
-    States.ExceedToleratedFailureThreshold once failures exceed the tolerated count and percentage (both 0 when the
-    definition sets neither, as ours does). Without this the copy stage's failures surface one state later, as
-    Validate in S3's CopyIncomplete, and the suite would assert what AWS never does."""
-    from moto.stepfunctions.parser.api import HistoryEventType, MapRunFailedEventDetails
-    from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
-        FailureEvent,
-        FailureEventException,
-    )
-    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
-    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
-        StatesErrorNameType,
-    )
-    from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.distributed_iteration_component import (
-        DistributedIterationComponent,
-    )
-    from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
-
-    map_run = DistributedIterationComponent._map_run
-
-    def map_run_failing_past_the_threshold(self: Any, env: Any, eval_input: Any) -> None:
-        map_run(self, env, eval_input)
-        record = eval_input.map_run_record
-        failed = record.item_counter.failed.get() + record.item_counter.timed_out.get()
-        total = max(1, record.item_counter.total.get())
-        if failed > record.tolerated_failure_count and 100.0 * failed / total > record.tolerated_failure_percentage:
-            error = StatesErrorNameType.StatesExceedToleratedFailureThreshold
-            raise FailureEventException(
-                FailureEvent(
-                    env=env,
-                    error_name=StatesErrorName(typ=error),
-                    event_type=HistoryEventType.MapRunFailed,
-                    event_details=EventDetails(
-                        mapRunFailedEventDetails=MapRunFailedEventDetails(
-                            error=error.to_name(), cause="The specified tolerated failure threshold was exceeded"
-                        )
-                    ),
-                )
-            )
-
-    monkeypatch.setattr(DistributedIterationComponent, "_map_run", map_run_failing_past_the_threshold)
-
-
-@pytest.fixture(autouse=True)
-def fail_state_reports_any_caught_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    """moto (LocalStack's interpreter) turns a Fail state whose ErrorPath resolves to a `States.*` name (the Map's
-    States.ExceedToleratedFailureThreshold, a Fargate task's States.TaskFailed) into States.Runtime; re-raising a
-    caught error through ErrorPath is the documented pattern, so the suite lets the Fail state report it."""
-    from moto.stepfunctions.parser.asl.component.common.error_name.error_name import ErrorName
-    from moto.stepfunctions.parser.asl.component.state.fail import state_fail
-
-    class ReportedErrorName(ErrorName):
-        pass
-
-    monkeypatch.setattr(state_fail, "CustomErrorName", ReportedErrorName)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -104,18 +104,13 @@ def test_an_input_that_is_not_an_object_fails_before_any_side_effect(
 
     assert report.status == "FAILED", json.dumps(payload)
     assert [(name, result.get("errorType")) for name, _, result in module_rig.lambda_calls[calls_before:]] == [
-        ("PlanFunction", "InvalidRequest")
+        ("PlanFunction", "InvalidRequest"),
+        ("NotifyFunction", None),
     ]
     assert keys() == keys_before
     assert len(module_hub.requests) == hub_requests_before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Plan's Catch puts the error at $.failure, which cannot be merged into an input that is not a JSON object "
-    "(States.ResultPathMatchFailure on AWS, States.Runtime here): the execution fails before NotifyFailure. Needs "
-    "the definition to wrap the input first (reported, not fixed here).",
-)
 @pytest.mark.parametrize("payload", NOT_OBJECTS, ids=["array", "string", "number"])
 def test_an_input_that_is_not_an_object_is_refused_by_name_and_notified(module_rig: LocalRig, payload: Any) -> None:
     report = module_rig.run(payload)  # type: ignore[arg-type]

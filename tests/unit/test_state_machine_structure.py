@@ -242,7 +242,13 @@ def test_every_top_level_task_catches_everything_into_the_failure_notification(a
             path = _path_to_notifier(asl, catcher["Next"])
             if path[-1] != FAILURE_NOTIFIER:
                 problems.append(f"{name}: Catch leads to {' -> '.join(path)}, not {FAILURE_NOTIFIER}")
-            if catcher.get("ResultPath") != "$.failure":
+            if catcher.get("ResultPath") == "$" and name == asl["StartAt"]:
+                # The first state may meet an input that is not an object: its Catch replaces the state with the
+                # error, and the next state must put it back under `failure`.
+                wrapper = asl["States"][catcher["Next"]]
+                if wrapper.get("Parameters", {}).get("failure.$") != "$":
+                    problems.append(f"{name}: Catch at $ but {catcher['Next']} does not keep the error as failure")
+            elif catcher.get("ResultPath") != "$.failure":
                 problems.append(f"{name}: Catch keeps the error at {catcher.get('ResultPath')}, not $.failure")
     assert not problems, problems
 

@@ -281,8 +281,14 @@ def test_no_sam_policy_templates_or_managed_policies_on_functions(functions: dic
 
 
 def test_s3_object_access_is_scoped_to_the_model_or_runs_prefix(resources: dict[str, Any]) -> None:
-    """Object access only under the model prefix, the runs prefix, or requests/ (the request-file trigger)."""
-    allowed_objects = {"${Bucket}/${ModelPrefix}*", "${Bucket}/${RunsPrefix}*", "${Bucket}/requests/*"}
+    """Object access only under the model prefix, the runs prefix (or its copy-failures/ records), or requests/
+    (the request-file trigger)."""
+    allowed_objects = {
+        "${Bucket}/${ModelPrefix}*",
+        "${Bucket}/${RunsPrefix}*",
+        "${Bucket}/${RunsPrefix}*/copy-failures/*",
+        "${Bucket}/requests/*",
+    }
     seen = []
     for statement in allow_statements(resources):
         for resource in strings(statement.get("Resource", [])):

@@ -56,3 +56,34 @@ def test_without_a_copy_task_a_file_too_big_for_lambda_is_refused_in_plan() -> N
     assert big_path in report.cause
     assert "CopyTaskImageUri" in report.cause
     assert "CopyFiles" not in [s.name for s in report.states]
+
+
+def test_a_failed_copy_task_is_not_retried_and_ends_in_a_failure_notification() -> None:
+    files = gpt_oss_repo(shard_bytes=3 * 1024 * 1024)
+    big_path, big_size = _largest(files)
+
+    class CorruptAfterPlan(LocalRig):
+        """The Hub starts serving a wrong byte once Plan has read the (intact) headers."""
+
+        def _record_call(self, function: str, event: object, result: object) -> None:
+            super()._record_call(function, event, result)
+            if function == "PlanFunction":
+                hub.faults.add("corrupt", path_glob=big_path, times=None, offset=2_000_000)
+
+    with LocalHub() as hub:
+        hub.add_repo(REPO, files)
+        settings = {"LAMBDA_MAX_FILE_BYTES": str(big_size - 1), "COPY_TASK_ENABLED": "true"}
+        with CorruptAfterPlan(hf_endpoint=hub.url, settings=settings) as rig:
+            report = rig.run({"repo_id": REPO, "model_name": "big-shard"})
+            open_uploads = boto3.client("s3", region_name=REGION).list_multipart_uploads(Bucket=BUCKET)
+            big_objects = boto3.client("s3", region_name=REGION).list_objects_v2(Bucket=BUCKET, Prefix="models/")
+
+    assert report.status == "FAILED"
+    assert len(rig.copy_task_runs) == 1  # a stopped container's States.TaskFailed is not retried
+    assert report.error == "States.ExceedToleratedFailureThreshold"  # what the Map reports on AWS
+    notification = report.notifications[0]["message"]
+    assert f"{big_path}: ChecksumMismatch" in notification  # the file's own error, recorded by the copy task
+    assert open_uploads.get("Uploads", []) == []
+    assert not any(obj["Key"].endswith(big_path) for obj in big_objects.get("Contents", []))
+    assert len(report.notifications) == 1
+    assert "FAILED at Copy files" in report.notifications[0]["subject"]

@@ -143,3 +143,28 @@ def test_second_run_of_the_same_input_copies_nothing(hub: LocalHub, rig: LocalRi
     assert served_by_second_run < served_before / 10
     assert second.output["import_status"]["status"] == "Reused"
     assert len(rig.bedrock.jobs) == 1
+
+
+def test_a_file_that_fails_to_copy_is_named_with_its_error_in_the_notification(hub: LocalHub, rig: LocalRig) -> None:
+    files = gpt_oss_repo()
+    shard = sorted(p for p in files if p.endswith(".safetensors") and "/" not in p)[0]
+    hub.add_repo(REPO, files)
+    # Plan reads the headers intact; every later read of the shard is refused as if the repo were gated.
+    original_record = rig._record_call
+
+    def gate_after_plan(function: str, event: object, result: object) -> None:
+        original_record(function, event, result)
+        if function == "PlanFunction":
+            hub.faults.add("forbidden_gated", path_glob=shard, times=None)
+
+    rig._record_call = gate_after_plan  # type: ignore[method-assign]
+
+    report = rig.run({"repo_id": REPO, "model_name": "med-gpt-oss-tiny"})
+
+    assert report.status == "FAILED"
+    assert report.error == "States.ExceedToleratedFailureThreshold"
+    (notification,) = report.notifications
+    assert "FAILED at Copy files" in notification["subject"]
+    assert f"File:   {shard}: HubAccessDenied" in notification["message"]
+    assert "licence" in notification["message"]  # the next step for HubAccessDenied
+    assert _keys("models/") == [k for k in _keys("models/") if not k.endswith(shard)]

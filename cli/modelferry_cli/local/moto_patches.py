@@ -184,3 +184,60 @@ def local_fargate(run_copy_task: CopyTaskRunner) -> Iterator[None]:
         stack.enter_context(mock.patch.object(StateTaskServiceEcs, "_eval_service_task", eval_service_task))
         stack.enter_context(mock.patch.object(StateTaskServiceEcs, "_build_sync_resolver", build_sync_resolver))
         yield
+
+
+@contextmanager
+def distributed_map_failure_threshold() -> Iterator[None]:
+    """Fail a Distributed Map when more items fail than it tolerates (ToleratedFailurePercentage/Count default to 0),
+    as Step Functions does with States.ExceedToleratedFailureThreshold. moto counts failed items but never fails the
+    Map ("TODO: add support for failure toleration fields"), which would let a failed copy pass silently."""
+    from moto.stepfunctions.parser.api import HistoryEventType
+    from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+        FailureEvent,
+        FailureEventException,
+    )
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
+        StatesErrorNameType,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.distributed_iteration_component import (
+        DistributedIterationComponent,
+    )
+    from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+
+    original = DistributedIterationComponent._map_run
+
+    def map_run(self: Any, env: Any, eval_input: Any) -> None:
+        original(self, env, eval_input)
+        counter = eval_input.map_run_record.item_counter
+        failed, total = counter.failed.get() + counter.timed_out.get(), counter.total.get()
+        tolerated_count = eval_input.tolerated_failure_count
+        tolerated_percentage = eval_input.tolerated_failure_percentage
+        if failed > tolerated_count and (total == 0 or 100.0 * failed / total > tolerated_percentage):
+            error = StatesErrorNameType.StatesExceedToleratedFailureThreshold.to_name()
+            cause = f"The specified tolerated failure threshold was exceeded: {failed} of {total} items failed"
+            raise FailureEventException(
+                FailureEvent(
+                    env=env,
+                    error_name=StatesErrorName(typ=StatesErrorNameType.StatesExceedToleratedFailureThreshold),
+                    event_type=HistoryEventType.MapRunFailed,
+                    event_details=EventDetails(  # type: ignore[typeddict-item]
+                        mapRunFailedEventDetails={"error": error, "cause": cause}
+                    ),
+                )
+            )
+
+    with mock.patch.object(DistributedIterationComponent, "_map_run", map_run):
+        yield
+
+
+@contextmanager
+def fail_state_accepts_states_errors() -> Iterator[None]:
+    """A Fail state whose ErrorPath selects a caught `States.*` error (States.TaskFailed from the Fargate branch,
+    States.ExceedToleratedFailureThreshold from the Map) ends the execution with that error, as on AWS; moto's Fail
+    state only builds custom error names and turns such an error into States.Runtime."""
+    from moto.stepfunctions.parser.asl.component.common.error_name.error_name import ErrorName
+    from moto.stepfunctions.parser.asl.component.state.fail import state_fail
+
+    with mock.patch.object(state_fail, "CustomErrorName", ErrorName):
+        yield

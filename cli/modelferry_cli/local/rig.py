@@ -34,6 +34,8 @@ from modelferry_cli.local.bedrock_emulator import BedrockEmulator, EmulatorBehav
 from modelferry_cli.local.moto_patches import (
     FakeLambdaContext,
     SimulatedClock,
+    distributed_map_failure_threshold,
+    fail_state_accepts_states_errors,
     in_process_lambdas,
     local_fargate,
     resolve_handler,
@@ -212,8 +214,11 @@ class LocalRig:
             raise RuntimeError(f"template.yaml gives functions variables the local rig does not set: {sorted(missing)}")
 
         handlers = {logical_id: spec["handler"] for logical_id, spec in functions.items()}
-        self._stack.enter_context(in_process_lambdas(handlers, on_invoke=self._record_call))
+        # Late-bound, so a test can wrap _record_call to act between stages.
+        self._stack.enter_context(in_process_lambdas(handlers, on_invoke=lambda *call: self._record_call(*call)))  # noqa: PLW0108
         self._stack.enter_context(simulated_waits(self.clock))
+        self._stack.enter_context(distributed_map_failure_threshold())
+        self._stack.enter_context(fail_state_accepts_states_errors())
         self._stack.enter_context(local_fargate(self._run_copy_task))
         self._function_arns = {logical_id: self._create_function(logical_id) for logical_id in functions}
         self.state_machine_arn = self._create_state_machine(machine)

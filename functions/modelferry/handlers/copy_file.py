@@ -6,12 +6,11 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from modelferry.aws import client
-from modelferry.hub import HubClient
+from modelferry.copy_stage import copy_item
 from modelferry.manifest import CopyItem
 from modelferry.observability import logger, metrics, tracer
-from modelferry.secrets import hub_token
 from modelferry.settings import CopySettings, load_settings
-from modelferry.transfer import copy_file, every_tenth
+from modelferry.transfer import every_tenth
 
 
 @logger.inject_lambda_context(correlation_id_path="run.run_id")
@@ -28,16 +27,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         )
     )
 
-    with HubClient(settings.hf_endpoint, hub_token(settings.hf_token_secret_arn)) as hub:
-        result = copy_file(
-            item.file,
-            hub=hub,
-            repo_id=item.run.repo_id,
-            commit=item.run.commit,
-            bucket=item.run.bucket,
-            s3_client=client("s3"),
-            on_progress=progress,
-        )
+    result = copy_item(item, settings, s3=client("s3"), on_progress=progress)
     logger.info("copied", extra=result.model_dump(mode="json"))
     metrics.add_metric(name="BytesCopied", unit=MetricUnit.Bytes, value=result.bytes_copied)
     if result.seconds > 0 and result.bytes_copied:

@@ -140,28 +140,42 @@ class Snapshot:
 
 
 # --- reading AWS ---------------------------------------------------------------------------------------------------
-def history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = []
-    for page in sfn.get_paginator("get_execution_history").paginate(
-        executionArn=execution_arn, includeExecutionData=True
-    ):
-        events.extend(page["events"])
-    return events
+def new_history_events(sfn: Any, execution_arn: str, after_id: int) -> list[dict[str, Any]]:
+    """The events after `after_id`, oldest first. Asks for the newest first and stops once past what was already
+    seen, so polling an import that runs for hours does not read the whole history every few seconds. (A server
+    that ignores reverseOrder, as moto does, is read to the end: slower, still right.)"""
+    newer: dict[int, dict[str, Any]] = {}
+    previous: int | None = None
+    pages = sfn.get_paginator("get_execution_history").paginate(
+        executionArn=execution_arn, includeExecutionData=True, reverseOrder=True
+    )
+    for page in pages:
+        for event in page["events"]:
+            number = int(event["id"])
+            if number > after_id:
+                newer[number] = event
+            elif previous is not None and previous > number:
+                return [newer[key] for key in sorted(newer)]
+            previous = number
+    return [newer[key] for key in sorted(newer)]
 
 
 class Watcher:
-    """Takes snapshots of one execution; keeps what does not change (the item list) between them."""
+    """Takes snapshots of one execution; keeps the history read so far and the item list between them."""
 
     def __init__(self, execution_arn: str, *, sfn: Any, s3: Any) -> None:
         self.execution_arn = execution_arn
         self.sfn = sfn
         self.s3 = s3
         self._items: list[dict[str, Any]] | None = None
+        self._events: list[dict[str, Any]] = []
         self._s3_note: str | None = None
 
     def snapshot(self) -> Snapshot:
         described = self.sfn.describe_execution(executionArn=self.execution_arn)
-        events = history(self.sfn, self.execution_arn)
+        last_id = self._events[-1]["id"] if self._events else 0
+        self._events.extend(new_history_events(self.sfn, self.execution_arn, last_id))
+        events = self._events
         now = datetime.now(UTC)
         snap = from_history(described, events, now)
         if snap.stages[STAGES.index("Copy")].started is not None:

@@ -78,10 +78,12 @@ PLANNED = [
 
 
 class FakeStepFunctions:
-    """The four read calls the watcher makes, answering from a written-out history."""
+    """The four read calls the watcher makes, answering from a written-out history (pages of two events)."""
 
     def __init__(self, events: list[dict[str, Any]], status: str = "RUNNING", **described: Any) -> None:
-        self.events = events
+        self.events = [{**event, "id": number} for number, event in enumerate(events, start=1)]
+        self.pages_read = 0
+        self.honours_reverse_order = True
         self.described = {
             "executionArn": ARN,
             "name": "run-1",
@@ -98,11 +100,14 @@ class FakeStepFunctions:
 
     def get_paginator(self, operation: str) -> Any:
         assert operation == "get_execution_history"
-        events = self.events
+        fake = self
 
         class Paginator:
-            def paginate(self, **_: Any) -> Iterator[dict[str, Any]]:
-                yield {"events": events}
+            def paginate(self, *, reverseOrder: bool = False, **_: Any) -> Iterator[dict[str, Any]]:  # noqa: N803
+                events = fake.events[::-1] if reverseOrder and fake.honours_reverse_order else fake.events
+                for start in range(0, len(events), 2):
+                    fake.pages_read += 1
+                    yield {"events": events[start : start + 2]}
 
         return Paginator()
 
@@ -298,3 +303,23 @@ def test_the_troubleshooting_table_covers_every_error_a_run_can_end_with() -> No
     documented = {name.strip("`") for row in rows for name in row.split(", ")}
     assert named - documented == set(), "errors missing from the troubleshooting table in docs/operations.md"
     assert set(NEXT_STEPS) - documented == set()
+
+
+@pytest.mark.parametrize("honours_reverse_order", [True, False])
+def test_each_poll_reads_only_the_history_it_has_not_seen(s3: Any, honours_reverse_order: bool) -> None:
+    """An import polled for hours has thousands of events: the watcher reads newest first and stops at what it has
+    (and reads everything, still correctly, from a server that ignores reverseOrder, like moto)."""
+    sfn = FakeStepFunctions(PLANNED)
+    sfn.honours_reverse_order = honours_reverse_order
+    watcher = Watcher(ARN, sfn=sfn, s3=s3)
+    assert watcher.snapshot().current_stage.name == "Copy"  # type: ignore[union-attr]
+    sfn.events += [
+        {**_event("MapStateExited", 10, name="CopyFiles", output=json.dumps(PLAN_OUTPUT)), "id": 6},
+        {**_event("TaskStateEntered", 10, name="ValidateInS3"), "id": 7},
+    ]
+    sfn.pages_read = 0
+
+    snap = watcher.snapshot()
+
+    assert sfn.pages_read == (2 if honours_reverse_order else 4)  # newest first: the new events, then event 5
+    assert [(s.name, s.state) for s in snap.stages[:3]] == [("Plan", "done"), ("Copy", "done"), ("Validate", "running")]

@@ -82,9 +82,18 @@ def failed_in_copy(report: ExecutionReport, rig: LocalRig, *, child_error: str, 
     copies = [result for _, event, result in calls(rig, "CopyFileFunction") if event["file"]["path"] == path]
     assert copies, f"{path} was never copied"
     assert all(result.get("errorType") == child_error for result in copies), copies
+    # The Map reports only how many items failed: the notification names the file and its own error.
+    assert [(f["path"], f["error"]) for f in failed_files(report)] == [(path, child_error)]
+    assert path in report.notifications[0]["message"]
+    assert child_error in report.notifications[0]["message"]
     state = assert_only_verified_objects(planned(rig))
     assert path not in state.verified
     return state
+
+
+def failed_files(report: ExecutionReport) -> list[dict[str, str]]:
+    (event,) = report.events
+    return list(event["detail"]["failed_files"])
 
 
 def failed_before_copy(report: ExecutionReport, *, error: str) -> None:
@@ -226,6 +235,7 @@ def test_hub_access_lost_mid_copy_fails_cleanly(hub, rig, on_first_copy, record)
     state = assert_only_verified_objects(planned(rig))
     assert not any(path.startswith("model-") for path in state.verified)
     assert set(errors(rig, "CopyFileFunction")) == {"HubAccessDenied"}, calls(rig, "CopyFileFunction")
+    assert {f["error"] for f in failed_files(report)} == {"HubAccessDenied"}
     record("Hub", "403 GatedRepo on every shard, from the copy on", report, "HubAccessDenied, not retried")
 
 
@@ -298,6 +308,7 @@ def test_s3_access_denied_fails_the_copy_without_retrying(rig, faults, record) -
     copies = calls(rig, "CopyFileFunction")
     assert {result["errorType"] for _, _, result in copies} == {"StorageAccessDenied"}
     assert len(copies) == len({event["file"]["path"] for _, event, _ in copies})  # one attempt per file
+    assert {f["error"] for f in failed_files(report)} == {"StorageAccessDenied"}
     assert keys("models/") == []
     assert open_uploads() == []
     record("S3", "AccessDenied on every write under models/", report, "StorageAccessDenied, not retried")

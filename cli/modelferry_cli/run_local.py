@@ -21,7 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
 
 
-def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout  # looked up per call, so redirected output is honoured
     from modelferry_cli.local.hub_server import DEMO_REPO_ID
 
     hf_endpoint = os.environ.get("HF_ENDPOINT")
@@ -81,4 +82,14 @@ def print_report(report: ExecutionReport, out: TextIO) -> None:
     for note in report.notifications:
         print(f"\nNotification: {note['subject']}", file=out)
         print("  " + (note["message"] or "").split("\n\nDetails:")[0].replace("\n", "\n  "), file=out)
-    print(f"\nResult:  {report.status}" + (f" ({report.error}: {report.cause})" if report.error else ""), file=out)
+    outcome = f" ({report.error}: {_message(report.cause)})" if report.error else ""
+    print(f"\nResult:  {report.status}{outcome}", file=out)
+
+
+def _message(cause: str | None) -> str:
+    """A Lambda error's cause is JSON with a stack trace; a person wants its message."""
+    try:
+        document = json.loads(cause or "")
+    except ValueError:
+        return cause or ""
+    return str(document.get("errorMessage", cause)) if isinstance(document, dict) else str(cause)

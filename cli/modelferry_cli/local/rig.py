@@ -464,23 +464,30 @@ def _local_value(node: Any) -> Any:
     return node
 
 
+_FAILURE_EVENTS = {"TaskFailed", "LambdaFunctionFailed", "MapRunFailed", "MapStateFailed", "ExecutionFailed"}
+
+
 def _state_runs(history: list[dict[str, Any]]) -> list[StateRun]:
-    """Pair each StateEntered with its StateExited (or the failure that ended it)."""
+    """Pair each StateEntered with its StateExited; a state during which a task, Map Run or the execution failed
+    is marked failed (its Catch then leads on, so it still exits)."""
     runs: list[StateRun] = []
-    open_states: dict[str, datetime] = {}
+    open_states: dict[str, tuple[datetime, bool]] = {}
     for event in history:
-        entered = next((v for k, v in event.items() if k == "stateEnteredEventDetails"), None)
-        exited = next((v for k, v in event.items() if k == "stateExitedEventDetails"), None)
+        entered = event.get("stateEnteredEventDetails")
+        exited = event.get("stateExitedEventDetails")
         if entered:
-            open_states[entered["name"]] = event["timestamp"]
+            open_states[entered["name"]] = (event["timestamp"], False)
         elif exited and exited["name"] in open_states:
-            begun = open_states.pop(exited["name"])
-            runs.append(StateRun(exited["name"], (event["timestamp"] - begun).total_seconds(), "ok"))
-        elif event["type"] in {"ExecutionFailed", "MapRunFailed", "TaskFailed", "LambdaFunctionFailed"}:
-            for name, begun in list(open_states.items()):
-                if event["type"] == "ExecutionFailed":
+            begun, failed = open_states.pop(exited["name"])
+            seconds = (event["timestamp"] - begun).total_seconds()
+            runs.append(StateRun(exited["name"], seconds, "failed" if failed else "ok"))
+        elif event["type"] in _FAILURE_EVENTS:
+            for name, (begun, _) in list(open_states.items()):
+                open_states[name] = (begun, True)
+            if event["type"] == "ExecutionFailed":
+                for name, (begun, _) in open_states.items():
                     runs.append(StateRun(name, (event["timestamp"] - begun).total_seconds(), "failed"))
-                    open_states.pop(name)
+                open_states.clear()
     return runs
 
 

@@ -140,6 +140,19 @@ def test_the_request_file_trigger_is_least_privilege() -> None:
 
 
 # --- through moto ---------------------------------------------------------------------------------------------------
+@pytest.fixture(autouse=True)
+def _metrics_start_and_end_empty(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The handlers share one Powertools Metrics; with metrics disabled (as in the rig) it never flushes, so values
+    pile up over a session until the 100th of one metric is serialized, which fails without a namespace. Leave
+    nothing behind for the next test (tests/reliability/conftest.py does the same)."""
+    from modelferry.observability import metrics
+
+    monkeypatch.setattr(metrics, "namespace", metrics.namespace or "Modelferry")
+    metrics.clear_metrics()
+    yield
+    metrics.clear_metrics()
+
+
 @pytest.fixture
 def hub() -> Iterator[LocalHub]:
     with LocalHub() as local_hub:

@@ -1,13 +1,19 @@
-"""Powertools logger, tracer and metrics shared by every handler (service name and namespace from the stack's
-POWERTOOLS_* environment variables)."""
+"""Powertools logger, tracer and metrics shared by every handler.
+
+The service name and the metrics namespace are product constants (the dashboard and alarms read them), given here
+rather than left to POWERTOOLS_* variables: Powertools reads those when this module is imported, which in a test
+session or a local run can happen before they are set, and a namespace-less Metrics fails the handler."""
 
 import logging
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
+SERVICE = "modelferry"
+METRICS_NAMESPACE = "Modelferry"
+
+logger = Logger(service=SERVICE)
+tracer = Tracer(service=SERVICE)
+metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE)
 
 # botocore logs every response body at DEBUG, GetSecretValue's (the Hugging Face token) included: keep that one
 # logger at INFO whatever level an operator turns the function's logging up to (tests/reliability/test_secrets.py).

@@ -216,7 +216,8 @@ def failure_notification(
     run = (state.get("plan") or {}).get("run") or {}
     # Before Plan succeeded, the request is the execution input itself (kept as `request` when Plan failed); it may
     # not even be an object.
-    request = state.get("request") if isinstance(state.get("request"), dict) else state
+    kept = state.get("request")
+    request: dict[str, Any] = kept if isinstance(kept, dict) else state
     model_name = run.get("model_name") or _text(request.get("model_name")) or "model"
     repo_id = run.get("repo_id") or _text(request.get("repo_id")) or "(no repo_id)"
     copy_failures = copy_failures or []

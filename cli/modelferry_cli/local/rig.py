@@ -205,8 +205,7 @@ class LocalRig:
             simulated_seconds=lambda: self.clock.total_seconds,
         ).start()
         self._stack.callback(self.bedrock.stop)
-        os.environ["AWS_ENDPOINT_URL_BEDROCK"] = self.bedrock.url
-        os.environ["AWS_ENDPOINT_URL_BEDROCK_RUNTIME"] = self.bedrock.url
+        os.environ["AWS_ENDPOINT_URL_BEDROCK"] = os.environ["AWS_ENDPOINT_URL_BEDROCK_RUNTIME"] = str(self.bedrock.url)
 
         self._create_aws_resources()
         missing = {name for spec in functions.values() for name in spec["environment"] if name not in os.environ}
@@ -429,7 +428,7 @@ class LocalRig:
 
     def _drain(self, queue_url: str, *, sns_envelope: bool) -> list[dict[str, Any]]:
         sqs = boto3.client("sqs", region_name=REGION)
-        found = []
+        found: list[dict[str, Any]] = []
         while True:
             messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
             if not messages:

@@ -87,15 +87,11 @@ def hub_pauses(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
 
 @pytest.fixture(autouse=True)
-def metrics_as_deployed(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The handlers' Powertools Metrics read POWERTOOLS_METRICS_NAMESPACE when `modelferry.observability` is first
-    imported; in a test session that can happen before the rig sets it (a test module importing a handler). With
-    metrics disabled (as the rig sets them) Powertools never clears its metric set, so the 100th value of a metric
-    is serialized, and without a namespace that raises SchemaValidationError inside a copy. Give it the namespace
-    the stack gives it and start each case with an empty set."""
+def empty_metrics() -> Iterator[None]:
+    """The handlers share one Powertools Metrics; with publishing disabled (as the rig sets it) it never empties
+    itself. Each case starts and ends with an empty set, so what one case measured is not in the next."""
     from modelferry.observability import metrics
 
-    monkeypatch.setattr(metrics, "namespace", metrics.namespace or "Modelferry")
     metrics.clear_metrics()
     yield
     metrics.clear_metrics()

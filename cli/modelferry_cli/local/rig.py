@@ -99,6 +99,14 @@ class ExecutionReport:
         }
 
 
+def no_registry_fetch() -> None:
+    """huggingface_hub (1.33, pinned) fetches an AI-agent registry from its import-time endpoint (huggingface.co)
+    to build its User-Agent; a local run and the tests must talk to the local Hub only."""
+    from huggingface_hub.utils import _detect_agent
+
+    _detect_agent._fetch_registry = lambda: None
+
+
 def local_settings(hf_endpoint: str, overrides: dict[str, str] | None = None) -> dict[str, str]:
     """Values for every environment variable the template gives a function, as the local stack would."""
     values = {
@@ -173,6 +181,8 @@ class LocalRig:
 
     def _set_up(self) -> None:
         from moto import mock_aws
+
+        no_registry_fetch()
 
         # moto's interpreter logs every failed state with its full context; the report says it better.
         logging.getLogger("moto").setLevel(logging.CRITICAL)
@@ -382,6 +392,11 @@ class LocalRig:
 
     def _record_call(self, function: str, event: Any, result: Any) -> None:
         self.lambda_calls.append((function, event, result))
+        # Each Lambda invocation starts with empty metrics; in one process they would pile up (metrics are off
+        # locally, so nothing flushes them) until Powertools prints 100 of them onto stdout, into --json output.
+        from modelferry.observability import metrics
+
+        metrics.clear_metrics()
 
     # --- running ------------------------------------------------------------------------------------------------
     def start(self, request: dict[str, Any], name: str | None = None) -> str:

@@ -45,4 +45,6 @@ def client_request_token(execution_id: str) -> str:
 def run_id(execution_name: str) -> str:
     """A path-safe identifier of the run (execution names allow characters S3 keys should not carry)."""
     safe = re.sub(r"[^A-Za-z0-9._-]", "-", execution_name)[:80]
-    return safe or _digest(execution_name, 16)
+    # "." and ".." are valid execution names but would become path segments that climb out of the run prefix when
+    # the prefix is synced to a disk.
+    return safe if safe.strip(".") else _digest(execution_name, 16)

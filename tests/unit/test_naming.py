@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -65,3 +66,9 @@ def test_a_63_character_model_name_is_cut_and_keeps_its_suffix() -> None:
 def test_run_ids_are_path_safe() -> None:
     assert run_id("my run/1") == "my-run-1"
     assert re.fullmatch(r"[A-Za-z0-9._-]+", run_id("ünïcode:name"))
+
+
+@pytest.mark.parametrize("name", ["", ".", "..", "..."])
+def test_run_id_never_is_a_dot_segment(name: str) -> None:
+    assert run_id(name).strip(".") != ""
+    assert run_id(name) == run_id(name)  # stable for the same execution

@@ -45,6 +45,16 @@ def test_the_hub_token_is_used_and_appears_nowhere(
     with LocalRig(hf_endpoint=hub.url, behaviour=behaviour, hf_token=token, settings=debug, **template()) as rig:
         powertools_logger.setLevel(logging.DEBUG)  # the handlers' logger was made before the rig set its level
         caplog.clear()  # setting up stored the token in Secrets Manager, as the operator does: not the workflow
+        # The rig empties the shared metrics after each invocation: keep each invocation's EMF document first.
+        emf: list[Any] = []
+        record_call = rig._record_call
+
+        def keep_metrics_then_record(function: str, event: Any, result: Any) -> None:
+            if metrics.metric_set:
+                emf.append(metrics.serialize_metric_set())
+            record_call(function, event, result)
+
+        rig._record_call = keep_metrics_then_record  # type: ignore[method-assign]
         capfd.readouterr()
         try:
             report = rig.run({"repo_id": REPO, "model_name": "gated-gpt-oss", "verify_expect": "You asked"})
@@ -71,9 +81,8 @@ def test_the_hub_token_is_used_and_appears_nowhere(
             "EventBridge events": report.events,
             "S3 objects the run wrote": {key: s3().get_object(Bucket=BUCKET, Key=key)["Body"].read() for key in keys()},
             "Bedrock calls": rig.bedrock.calls,
-            # The rig disables publishing (Powertools then keeps every metric, dimension and metadata of the run):
-            # what CloudWatch would receive, as the EMF documents Powertools prints.
-            "metrics (EMF)": metrics.serialize_metric_set(),
+            # The rig disables publishing: what CloudWatch would receive, as the EMF documents Powertools prints.
+            "metrics (EMF)": emf,
         }
     out, err = capfd.readouterr()
     places["stdout (Powertools logs and metrics)"] = out

@@ -16,33 +16,13 @@ import pytest
 
 from modelferry import copy_stage, transfer_source
 from modelferry.transfer import TransferOptions, copy_file
-from modelferry_cli.local.bedrock_emulator import EmulatorBehaviour
-from modelferry_cli.local.hub_server import LocalHub
-from modelferry_cli.local.rig import LocalRig
 from tests.reliability import table
-from tests.reliability.helpers import MiB, template
+from tests.reliability.helpers import MiB
 
 # Multipart with files of a few MiB: 1 MiB parts (S3 wants 5 MiB; moto is told to accept 1 MiB).
 SMALL_PARTS = TransferOptions(
     single_put_max_bytes=MiB, min_part_size=MiB, parts_in_flight=3, backoff_seconds=0.5, max_backoff_seconds=4
 )
-
-
-@pytest.fixture
-def hub() -> Iterator[LocalHub]:
-    with LocalHub() as local_hub:
-        yield local_hub
-
-
-@pytest.fixture
-def behaviour() -> EmulatorBehaviour:
-    return EmulatorBehaviour()
-
-
-@pytest.fixture
-def rig(hub: LocalHub, behaviour: EmulatorBehaviour) -> Iterator[LocalRig]:
-    with LocalRig(hf_endpoint=hub.url, behaviour=behaviour, **template()) as local_rig:
-        yield local_rig
 
 
 @pytest.fixture(autouse=True)

@@ -5,9 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -28,11 +26,6 @@ def _shard_repo(seed: int) -> tuple[tuple[str, bytes], ...]:
 def shard_repo(seed: int = 0) -> dict[str, bytes]:
     """A GPT-OSS-shaped repo with three 3 MiB shards (multipart with 1 MiB parts), generated once per process."""
     return dict(_shard_repo(seed))
-
-
-def template() -> dict[str, Any]:
-    """The template under test (MF_TEMPLATE lets CI point at a candidate, as the workflow tests do)."""
-    return {"template_path": Path(os.environ["MF_TEMPLATE"])} if os.environ.get("MF_TEMPLATE") else {}
 
 
 def s3() -> Any:

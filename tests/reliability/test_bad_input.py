@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from modelferry_cli.local.hub_server import LocalHub
 from modelferry_cli.local.model_factory import gpt_oss_repo
 from modelferry_cli.local.rig import BUCKET, REGION, LocalRig
-from tests.reliability.helpers import cause_message, keys, s3, template
+from tests.reliability.helpers import cause_message, keys, s3
 
 pytestmark = pytest.mark.workflow
 
@@ -55,7 +55,7 @@ def module_hub() -> Iterator[LocalHub]:
 @pytest.fixture(scope="module")
 def module_rig(module_hub: LocalHub) -> Iterator[LocalRig]:
     """One rig for every example: each bad input must leave it as empty as it found it."""
-    with LocalRig(hf_endpoint=module_hub.url, **template()) as rig:
+    with LocalRig(hf_endpoint=module_hub.url) as rig:
         yield rig
 
 

@@ -35,7 +35,6 @@ from tests.reliability.helpers import (
     planned,
     s3,
     shard_repo,
-    template,
 )
 
 pytestmark = [pytest.mark.workflow, pytest.mark.usefixtures("commit")]
@@ -216,7 +215,7 @@ def test_hub_wrong_bytes_never_become_visible(hub, rig, on_first_copy, record, t
 def test_hub_gated_repo_with_a_token_not_granted_fails_in_plan(hub, behaviour, record) -> None:
     hub.add_repo("acme/gated-model", gpt_oss_repo(), gated=True, token="hf_granted_to_someone_else")
 
-    with LocalRig(hf_endpoint=hub.url, behaviour=behaviour, hf_token="hf_not_granted", **template()) as rig:
+    with LocalRig(hf_endpoint=hub.url, behaviour=behaviour, hf_token="hf_not_granted") as rig:
         report = rig.run({"repo_id": "acme/gated-model", "model_name": "gated-model"})
 
         failed_before_copy(report, error="HubAccessDenied")
@@ -350,9 +349,7 @@ def test_copy_killed_mid_file_is_retried_and_its_upload_left_to_the_lifecycle_ru
     faults.killed_uploads.clear()  # the test, not the dead function, cleans up
     s3().abort_multipart_upload(Bucket=BUCKET, Key=orphan["Key"], UploadId=orphan["UploadId"])
     assert_only_verified_objects(planned(rig))
-    rules = cfn.load_template(template().get("template_path", REPO_ROOT / "template.yaml"))["Resources"]["ModelBucket"][
-        "Properties"
-    ]
+    rules = cfn.load_template(REPO_ROOT / "template.yaml")["Resources"]["ModelBucket"]["Properties"]
     (abort_rule,) = [r for r in rules["LifecycleConfiguration"]["Rules"] if "AbortIncompleteMultipartUpload" in r]
     assert abort_rule["Status"] == "Enabled"
 

@@ -21,7 +21,7 @@ from modelferry_cli.local.hub_server import LocalHub
 from modelferry_cli.local.model_factory import generic_repo, gpt_oss_repo
 from modelferry_cli.local.rig import BUCKET, ExecutionReport, LocalRig
 from tests.reliability import table
-from tests.reliability.helpers import assert_only_verified_objects, cause_message, keys, open_uploads, s3, template
+from tests.reliability.helpers import assert_only_verified_objects, cause_message, keys, open_uploads, s3
 
 pytestmark = pytest.mark.workflow
 
@@ -51,7 +51,7 @@ CEILINGS = {
 
 @pytest.fixture
 def rig(hub: LocalHub, behaviour: EmulatorBehaviour) -> Iterator[LocalRig]:
-    with LocalRig(hf_endpoint=hub.url, behaviour=behaviour, settings=CEILINGS, **template()) as local_rig:
+    with LocalRig(hf_endpoint=hub.url, behaviour=behaviour, settings=CEILINGS) as local_rig:
         yield local_rig
 
 

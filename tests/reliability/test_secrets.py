@@ -25,7 +25,7 @@ from modelferry_cli.local.bedrock_emulator import EmulatorBehaviour
 from modelferry_cli.local.hub_server import LocalHub
 from modelferry_cli.local.model_factory import gpt_oss_repo
 from modelferry_cli.local.rig import BUCKET, REGION, LocalRig
-from tests.reliability.helpers import keys, s3, template
+from tests.reliability.helpers import keys, s3
 
 pytestmark = pytest.mark.workflow
 
@@ -42,7 +42,7 @@ def test_the_hub_token_is_used_and_appears_nowhere(
     debug = {"POWERTOOLS_LOG_LEVEL": "DEBUG"}
     previous_level = powertools_logger.log_level
 
-    with LocalRig(hf_endpoint=hub.url, behaviour=behaviour, hf_token=token, settings=debug, **template()) as rig:
+    with LocalRig(hf_endpoint=hub.url, behaviour=behaviour, hf_token=token, settings=debug) as rig:
         powertools_logger.setLevel(logging.DEBUG)  # the handlers' logger was made before the rig set its level
         caplog.clear()  # setting up stored the token in Secrets Manager, as the operator does: not the workflow
         # The rig empties the shared metrics after each invocation: keep each invocation's EMF document first.

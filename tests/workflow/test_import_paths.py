@@ -8,10 +8,8 @@ are reached here as on AWS, in seconds of wall time.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -40,13 +38,10 @@ def commit(hub: LocalHub) -> str:
 @pytest.fixture
 def make_rig(hub: LocalHub, behaviour: EmulatorBehaviour) -> Iterator[Callable[..., LocalRig]]:
     """A rig whose stack settings (environment variables) the test chooses, e.g. a short ceiling."""
-    template = {"template_path": Path(os.environ["MF_TEMPLATE"])} if os.environ.get("MF_TEMPLATE") else {}
     with ExitStack() as stack:
 
         def make(**settings: str) -> LocalRig:
-            return stack.enter_context(
-                LocalRig(hf_endpoint=hub.url, behaviour=behaviour, settings=settings, **template)
-            )
+            return stack.enter_context(LocalRig(hf_endpoint=hub.url, behaviour=behaviour, settings=settings))
 
         yield make
 

@@ -14,6 +14,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from modelferry.notifications import error_message as lambda_error_message
+
 # Top-level states of statemachine/modelferry.asl.json -> the stage a person reads. A state not listed (added to
 # the definition later) shows under its own name.
 STAGES = ("Plan", "Copy", "Validate", "Import", "Verify", "Notify")
@@ -264,11 +266,8 @@ def _json(text: Any) -> Any:
 
 
 def error_message(cause: str | None) -> str | None:
-    """A Lambda failure's cause is a JSON error document: its errorMessage is what a person reads."""
-    document = _json(cause)
-    if isinstance(document, dict):
-        return str(document.get("errorMessage") or document.get("Cause") or cause)
-    return cause
+    """What a person reads of an execution's cause (None when it has none)."""
+    return lambda_error_message(cause) if cause is not None else None
 
 
 def from_history(described: dict[str, Any], events: list[dict[str, Any]], now: datetime) -> Snapshot:

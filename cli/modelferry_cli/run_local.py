@@ -8,6 +8,7 @@ import os
 import sys
 from typing import Any, TextIO
 
+from modelferry.notifications import error_message
 from modelferry_cli.local.rig import ExecutionReport, LocalRig
 
 DEMO_MODEL_NAME = "gpt-oss-tiny-demo"
@@ -82,14 +83,5 @@ def print_report(report: ExecutionReport, out: TextIO) -> None:
     for note in report.notifications:
         print(f"\nNotification: {note['subject']}", file=out)
         print("  " + (note["message"] or "").split("\n\nDetails:")[0].replace("\n", "\n  "), file=out)
-    outcome = f" ({report.error}: {_message(report.cause)})" if report.error else ""
+    outcome = f" ({report.error}: {error_message(report.cause)})" if report.error else ""
     print(f"\nResult:  {report.status}{outcome}", file=out)
-
-
-def _message(cause: str | None) -> str:
-    """A Lambda error's cause is JSON with a stack trace; a person wants its message."""
-    try:
-        document = json.loads(cause or "")
-    except ValueError:
-        return cause or ""
-    return str(document.get("errorMessage", cause)) if isinstance(document, dict) else str(cause)

@@ -92,8 +92,9 @@ class Notification(BaseModel):
     details: dict[str, Any]
 
 
-def _error_message(cause: str | None) -> str:
-    """A Lambda failure's Cause is a JSON document; other causes are plain text."""
+def error_message(cause: str | None) -> str:
+    """What a person reads of a failure's Cause: a Lambda failure's is a JSON document holding `errorMessage`;
+    other causes are plain text."""
     if not cause:
         return ""
     try:
@@ -211,7 +212,7 @@ def failure_notification(
     """`copy_failures`: what each failed file recorded (the Map itself reports only how many items failed)."""
     failure = state.get("failure") or {}
     error = str(failure.get("Error") or "Unknown")
-    message = _error_message(failure.get("Cause"))
+    message = error_message(failure.get("Cause"))
     stage = state.get("failed_stage") or "unknown stage"
     run = (state.get("plan") or {}).get("run") or {}
     # Before Plan succeeded, the request is the execution input itself (kept as `request` when Plan failed); it may

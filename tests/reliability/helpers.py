@@ -11,6 +11,7 @@ from typing import Any
 import boto3
 
 from modelferry.manifest import META_BLOB_SHA1, META_FIXED_SHA256, META_SHA256, Manifest
+from modelferry.notifications import error_message
 from modelferry_cli.local.hub_server import git_blob_sha1
 from modelferry_cli.local.model_factory import gpt_oss_repo
 from modelferry_cli.local.rig import BUCKET, REGION, ExecutionReport, LocalRig
@@ -58,10 +59,7 @@ def planned(rig: LocalRig) -> Manifest:
 
 def cause_message(report: ExecutionReport) -> str:
     """The failing function's message (a Lambda error's Cause is a JSON document holding it), else the cause."""
-    try:
-        return str(json.loads(report.cause or "")["errorMessage"])
-    except (ValueError, KeyError, TypeError):
-        return report.cause or ""
+    return error_message(report.cause)
 
 
 @dataclass(frozen=True)

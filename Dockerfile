@@ -1,5 +1,5 @@
 # The Fargate copy task: the same modelferry package the Lambda functions ship, run as
-# `python -m modelferry.copy_task` for files too large for the Lambda time budget (see docs/performance.md).
+# `python -m modelferry.handlers.copy_file_on_fargate` for files too large for the Lambda time budget (see docs/performance.md).
 # Build from the repository root: docker build -t modelferry-copy-task .
 FROM python:3.13-slim
 
@@ -20,4 +20,4 @@ RUN python -m compileall -q modelferry
 RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin copy
 USER 10001
 
-ENTRYPOINT ["python", "-m", "modelferry.copy_task"]
+ENTRYPOINT ["python", "-m", "modelferry.handlers.copy_file_on_fargate"]

@@ -14,7 +14,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from modelferry.notifications import error_message as lambda_error_message
+from modelferry.stages.notify import error_message as lambda_error_message
 
 # Top-level states of statemachine/modelferry.asl.json -> the stage a person reads. A state not listed (added to
 # the definition later) shows under its own name.

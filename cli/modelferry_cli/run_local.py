@@ -8,7 +8,7 @@ import os
 import sys
 from typing import Any, TextIO
 
-from modelferry.notifications import error_message
+from modelferry.stages.notify import error_message
 from modelferry_cli.local.rig import ExecutionReport, LocalRig
 
 DEMO_MODEL_NAME = "gpt-oss-tiny-demo"

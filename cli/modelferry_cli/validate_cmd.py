@@ -13,8 +13,8 @@ from pathlib import Path
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from modelferry.adapters.hub import HubClient, HubFileNotFound
 from modelferry.errors import ModelferryError
-from modelferry.hub import HubClient, HubFileNotFound
 from modelferry.validation import (
     AppliedFix,
     Finding,

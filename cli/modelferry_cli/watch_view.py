@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TextIO
 
-from modelferry.notifications import DEFAULT_NEXT_STEP, NEXT_STEPS
+from modelferry.stages.notify import DEFAULT_NEXT_STEP, NEXT_STEPS
 from modelferry_cli.progress import Snapshot, Stage, Watcher
 
 MARKS = {"done": "ok", "running": ">>", "pending": "..", "failed": "!!"}

@@ -284,9 +284,9 @@ def baseline(commit: str, s3_url: str, scratch: Path) -> tuple[int, int]:
 
 
 def modelferry(hub_url: str, commit: str, s3_url: str, *, only: str | None) -> tuple[int, int]:
-    from modelferry.hub import HubClient
+    from modelferry.adapters.hub import HubClient
     from modelferry.manifest import ManifestEntry
-    from modelferry.transfer import copy_file
+    from modelferry.transfer.engine import copy_file
 
     hub = HubClient(hub_url)
     setup = s3_client(s3_url)
@@ -308,8 +308,8 @@ def modelferry(hub_url: str, commit: str, s3_url: str, *, only: str | None) -> t
 
 def ceiling(hub_url: str, commit: str, s3_url: str) -> tuple[int, int]:
     """What this S3 accepts from memory for the same files, with modelferry's part size and parts in flight."""
-    from modelferry.hub import HubClient
-    from modelferry.transfer import TransferOptions, part_size_for
+    from modelferry.adapters.hub import HubClient
+    from modelferry.transfer.engine import TransferOptions, part_size_for
 
     options = TransferOptions()
     sizes = [f.size for f in HubClient(hub_url).list_files(REPO, commit)]

@@ -14,8 +14,9 @@ from typing import Any
 import moto.s3.models
 import pytest
 
-from modelferry import copy_stage, transfer_source
-from modelferry.transfer import TransferOptions, copy_file
+from modelferry.stages import copy as copy_stage
+from modelferry.transfer import hub_reader
+from modelferry.transfer.engine import TransferOptions, copy_file
 from tests.reliability import table
 from tests.reliability.helpers import MiB
 
@@ -58,11 +59,11 @@ def hub_pauses(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     pauses: list[float] = []
 
     class Clock:
-        monotonic = staticmethod(transfer_source.time.monotonic)
-        time = staticmethod(transfer_source.time.time)
+        monotonic = staticmethod(hub_reader.time.monotonic)
+        time = staticmethod(hub_reader.time.time)
         sleep = staticmethod(pauses.append)
 
-    monkeypatch.setattr(transfer_source, "time", Clock)
+    monkeypatch.setattr(hub_reader, "time", Clock)
     return pauses
 
 
@@ -70,7 +71,7 @@ def hub_pauses(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 def empty_metrics() -> Iterator[None]:
     """The handlers share one Powertools Metrics; with publishing disabled (as the rig sets it) it never empties
     itself. Each case starts and ends with an empty set, so what one case measured is not in the next."""
-    from modelferry.observability import metrics
+    from modelferry.adapters.observability import metrics
 
     metrics.clear_metrics()
     yield

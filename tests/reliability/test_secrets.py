@@ -19,8 +19,8 @@ from urllib.parse import quote
 import boto3
 import pytest
 
-from modelferry.observability import logger as powertools_logger
-from modelferry.observability import metrics
+from modelferry.adapters.observability import logger as powertools_logger
+from modelferry.adapters.observability import metrics
 from modelferry_cli.local.bedrock_emulator import EmulatorBehaviour
 from modelferry_cli.local.hub_server import LocalHub
 from modelferry_cli.local.model_factory import gpt_oss_repo

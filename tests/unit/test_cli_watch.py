@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from modelferry import errors
-from modelferry.notifications import NEXT_STEPS
+from modelferry.stages.notify import NEXT_STEPS
 from modelferry_cli.progress import Watcher
 from modelferry_cli.watch_view import LiveReporter, PlainReporter, bar, human_bytes, human_seconds, render_block
 

@@ -1,5 +1,5 @@
-"""The Fargate copy task's entrypoint, run as the container runs it (`python -m modelferry.copy_task`), in a
-subprocess against moto's S3 server and the local Hub."""
+"""The Fargate copy task's entrypoint, run as the container runs it
+(`python -m modelferry.handlers.copy_file_on_fargate`), in a subprocess against moto's S3 server and the local Hub."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from modelferry.hub import HubClient
+from modelferry.adapters.hub import HubClient
 from modelferry.manifest import CopyItem, ManifestEntry, RunContext
 from modelferry_cli.local.hub_server import LocalHub
 from modelferry_cli.local.model_factory import safetensors_bytes
@@ -78,7 +78,12 @@ def run_task(copy_item: str, *, hub: LocalHub, s3_endpoint: str) -> subprocess.C
         "COPY_ITEM": copy_item,
     }
     return subprocess.run(
-        [sys.executable, "-m", "modelferry.copy_task"], env=env, capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-m", "modelferry.handlers.copy_file_on_fargate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 

@@ -14,6 +14,7 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
+from modelferry.adapters.s3 import get_json
 from modelferry.errors import (
     BedrockThrottled,
     BedrockUnavailable,
@@ -26,7 +27,8 @@ from modelferry.errors import (
     ImportRoleNotReady,
     ImportTimedOut,
 )
-from modelferry.importing import (
+from modelferry.naming import CLIENT_REQUEST_TOKEN_PATTERN, JOB_NAME_PATTERN, client_request_token, import_job_name
+from modelferry.stages.import_ import (
     QUOTA_LEDGER,
     REPLACE_LEDGER,
     check_import,
@@ -35,9 +37,7 @@ from modelferry.importing import (
     start_import,
     translate_bedrock_error,
 )
-from modelferry.naming import CLIENT_REQUEST_TOKEN_PATTERN, JOB_NAME_PATTERN, client_request_token, import_job_name
-from modelferry.planning import RunInfo
-from modelferry.s3io import get_json
+from modelferry.stages.plan import RunInfo
 
 REGION = "us-east-1"
 BUCKET = "models-bucket"

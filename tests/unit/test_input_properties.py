@@ -21,10 +21,10 @@ import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
+from modelferry.adapters.s3 import join_prefix
 from modelferry.errors import InvalidRequest
 from modelferry.request import ImportRequest, parse_request
 from modelferry.request_files import InvalidRequestFile, parse_request_file
-from modelferry.s3io import join_prefix
 from modelferry.selection import Selection
 
 VALID = {"repo_id": "acme/gpt-oss-20b", "model_name": "gpt-oss-20b"}

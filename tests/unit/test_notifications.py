@@ -15,15 +15,15 @@ import pytest
 from botocore.stub import ANY, Stubber
 
 from modelferry import errors
+from modelferry.adapters.settings import NotifySettings
 from modelferry.errors import NotificationFailed
-from modelferry.notifications import (
+from modelferry.stages.notify import (
     DEFAULT_NEXT_STEP,
     NEXT_STEPS,
     failure_notification,
     publish,
     success_notification,
 )
-from modelferry.settings import NotifySettings
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 SUCCEEDED = json.loads((EVENTS / "notify-succeeded.json").read_text())

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from modelferry.transfer import every_tenth
+from modelferry.transfer.engine import every_tenth
 
 
 def test_progress_is_reported_once_per_tenth_of_the_file() -> None:

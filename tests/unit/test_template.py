@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from modelferry import settings as settings_module
+from modelferry.adapters import settings as settings_module
 from modelferry.request import parse_request
 from modelferry_cli.local.template import load_template
 
@@ -178,7 +178,7 @@ def test_the_settings_lookup_finds_the_models(functions: dict[str, Any]) -> None
 
 
 def test_the_copy_task_container_gets_what_the_copy_task_reads(resources: dict[str, Any]) -> None:
-    source = (FUNCTIONS_DIR / "modelferry" / "copy_task.py").read_text()
+    source = (FUNCTIONS_DIR / "modelferry" / "handlers" / "copy_file_on_fargate.py").read_text()
     model = getattr(settings_module, re.findall(r"load_settings\((\w+)\)", source)[0])
     (container,) = resources["CopyTaskDefinition"]["Properties"]["ContainerDefinitions"]
     environment = {variable["Name"] for variable in container["Environment"]}

@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 from botocore.retries.standard import ExponentialBackoff
 from moto import mock_aws
 
-from modelferry import transfer_source
+from modelferry.adapters.hub import HubClient
 from modelferry.errors import (
     ChecksumMismatch,
     HubAccessDenied,
@@ -29,9 +29,9 @@ from modelferry.errors import (
     StorageAccessDenied,
     TransferInterrupted,
 )
-from modelferry.hub import HubClient
 from modelferry.manifest import META_BLOB_SHA1, META_SHA256, META_SOURCE_COMMIT, META_SOURCE_REPO, ManifestEntry
-from modelferry.transfer import CopyResult, TransferOptions, copy_file, part_size_for
+from modelferry.transfer import hub_reader
+from modelferry.transfer.engine import CopyResult, TransferOptions, copy_file, part_size_for
 from modelferry_cli.local.hub_server import LocalHub
 from modelferry_cli.local.model_factory import safetensors_bytes
 
@@ -427,11 +427,11 @@ def record_sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     pauses: list[float] = []
 
     class Clock:
-        monotonic = staticmethod(transfer_source.time.monotonic)
-        time = staticmethod(transfer_source.time.time)
+        monotonic = staticmethod(hub_reader.time.monotonic)
+        time = staticmethod(hub_reader.time.time)
         sleep = staticmethod(pauses.append)
 
-    monkeypatch.setattr(transfer_source, "time", Clock)
+    monkeypatch.setattr(hub_reader, "time", Clock)
     return pauses
 
 

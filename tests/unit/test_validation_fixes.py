@@ -11,7 +11,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from modelferry.hub import HubClient
+from modelferry.adapters.hub import HubClient
 from modelferry.validation import HubRepoSource, LocalFolderSource, S3PrefixSource, apply_fixes, validate
 from modelferry_cli.local.hub_server import LocalHub
 from modelferry_cli.local.model_factory import write_repo

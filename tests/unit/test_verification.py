@@ -17,6 +17,7 @@ from botocore.response import StreamingBody
 from botocore.stub import Stubber
 from moto import mock_aws
 
+from modelferry.adapters.s3 import get_json
 from modelferry.errors import (
     BedrockThrottled,
     BedrockUnavailable,
@@ -25,10 +26,9 @@ from modelferry.errors import (
     ModelNotReadyTimedOut,
     VerificationFailed,
 )
-from modelferry.planning import RunInfo
 from modelferry.request import DEFAULT_VERIFY_PROMPT
-from modelferry.s3io import get_json
-from modelferry.verification import NOT_READY_LEDGER, RESULT_KEY, ModelDescription, check_reply, verify_model
+from modelferry.stages.plan import RunInfo
+from modelferry.stages.verify import NOT_READY_LEDGER, RESULT_KEY, ModelDescription, check_reply, verify_model
 
 REGION = "us-east-1"
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

@@ -145,7 +145,7 @@ def _metrics_start_and_end_empty(monkeypatch: pytest.MonkeyPatch) -> Iterator[No
     """The handlers share one Powertools Metrics; with metrics disabled (as in the rig) it never flushes, so values
     pile up over a session until the 100th of one metric is serialized, which fails without a namespace. Leave
     nothing behind for the next test (tests/reliability/conftest.py does the same)."""
-    from modelferry.observability import metrics
+    from modelferry.adapters.observability import metrics
 
     monkeypatch.setattr(metrics, "namespace", metrics.namespace or "Modelferry")
     metrics.clear_metrics()

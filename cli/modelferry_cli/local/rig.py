@@ -329,7 +329,7 @@ class LocalRig:
         }
         self.copy_task_runs.append(container_environment)
         completed = subprocess.run(
-            [sys.executable, "-m", "modelferry.copy_task"],
+            [sys.executable, "-m", "modelferry.handlers.copy_file_on_fargate"],
             env=environment,
             capture_output=True,
             text=True,
@@ -394,7 +394,7 @@ class LocalRig:
         self.lambda_calls.append((function, event, result))
         # Each Lambda invocation starts with empty metrics; in one process they would pile up (metrics are off
         # locally, so nothing flushes them) until Powertools prints 100 of them onto stdout, into --json output.
-        from modelferry.observability import metrics
+        from modelferry.adapters.observability import metrics
 
         metrics.clear_metrics()
 

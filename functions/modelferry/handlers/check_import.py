@@ -6,10 +6,10 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from modelferry.aws import client
-from modelferry.importing import check_import
-from modelferry.observability import logger, metrics, tracer
-from modelferry.settings import ImportSettings, load_settings
+from modelferry.adapters.aws import client
+from modelferry.adapters.observability import logger, metrics, tracer
+from modelferry.adapters.settings import ImportSettings, load_settings
+from modelferry.stages.import_ import check_import
 
 
 class CheckImportEvent(BaseModel):

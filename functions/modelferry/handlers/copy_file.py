@@ -5,12 +5,12 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from modelferry.aws import client
-from modelferry.copy_stage import copy_item
+from modelferry.adapters.aws import client
+from modelferry.adapters.observability import logger, metrics, tracer
+from modelferry.adapters.settings import CopySettings, load_settings
 from modelferry.manifest import CopyItem
-from modelferry.observability import logger, metrics, tracer
-from modelferry.settings import CopySettings, load_settings
-from modelferry.transfer import every_tenth
+from modelferry.stages.copy import copy_item
+from modelferry.transfer.engine import every_tenth
 
 
 @logger.inject_lambda_context(correlation_id_path="run.run_id")

@@ -5,11 +5,11 @@ from typing import Any, Literal
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from modelferry.aws import client
-from modelferry.copy_stage import list_failures
-from modelferry.notifications import failure_notification, publish, success_notification
-from modelferry.observability import logger, tracer
-from modelferry.settings import NotifySettings, load_settings
+from modelferry.adapters.aws import client
+from modelferry.adapters.observability import logger, tracer
+from modelferry.adapters.settings import NotifySettings, load_settings
+from modelferry.stages.copy import list_failures
+from modelferry.stages.notify import failure_notification, publish, success_notification
 
 
 class NotifyEvent(BaseModel):

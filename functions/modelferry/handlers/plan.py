@@ -6,13 +6,13 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from modelferry.aws import client
-from modelferry.hub import HubClient
-from modelferry.observability import logger, metrics, tracer
-from modelferry.planning import ExecutionInfo, plan
+from modelferry.adapters.aws import client
+from modelferry.adapters.hub import HubClient
+from modelferry.adapters.observability import logger, metrics, tracer
+from modelferry.adapters.secrets import hub_token
+from modelferry.adapters.settings import PlanSettings, load_settings
 from modelferry.request import parse_request
-from modelferry.secrets import hub_token
-from modelferry.settings import PlanSettings, load_settings
+from modelferry.stages.plan import ExecutionInfo, plan
 
 
 class PlanEvent(BaseModel):

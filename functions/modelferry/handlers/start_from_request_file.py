@@ -8,10 +8,10 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import AliasChoices, BaseModel, Field
 
-from modelferry.aws import client
-from modelferry.observability import logger, metrics, tracer
+from modelferry.adapters.aws import client
+from modelferry.adapters.observability import logger, metrics, tracer
+from modelferry.adapters.settings import RequestFileSettings, load_settings
 from modelferry.request_files import process_request_file
-from modelferry.settings import RequestFileSettings, load_settings
 
 
 class _Bucket(BaseModel):

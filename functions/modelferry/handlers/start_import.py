@@ -5,11 +5,11 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from modelferry.aws import client
-from modelferry.importing import start_import
-from modelferry.observability import logger, tracer
-from modelferry.planning import RunInfo
-from modelferry.settings import StartImportSettings, load_settings
+from modelferry.adapters.aws import client
+from modelferry.adapters.observability import logger, tracer
+from modelferry.adapters.settings import StartImportSettings, load_settings
+from modelferry.stages.import_ import start_import
+from modelferry.stages.plan import RunInfo
 
 
 class StartImportEvent(BaseModel):

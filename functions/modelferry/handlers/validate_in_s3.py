@@ -5,10 +5,10 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from modelferry.aws import client
-from modelferry.observability import logger, metrics, tracer
-from modelferry.planning import ManifestRef, RunInfo
-from modelferry.s3_check import check_copied_model
+from modelferry.adapters.aws import client
+from modelferry.adapters.observability import logger, metrics, tracer
+from modelferry.stages.plan import ManifestRef, RunInfo
+from modelferry.stages.validate import check_copied_model
 
 
 class ValidateEvent(BaseModel):

@@ -6,11 +6,11 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from modelferry.aws import client
-from modelferry.observability import logger, metrics, tracer
-from modelferry.planning import RunInfo
-from modelferry.settings import VerifySettings, load_settings
-from modelferry.verification import verify_model
+from modelferry.adapters.aws import client
+from modelferry.adapters.observability import logger, metrics, tracer
+from modelferry.adapters.settings import VerifySettings, load_settings
+from modelferry.stages.plan import RunInfo
+from modelferry.stages.verify import verify_model
 
 
 class VerifyEvent(BaseModel):

@@ -19,7 +19,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from modelferry.hub import HubClient, HubFile
+from modelferry.adapters.hub import HubClient, HubFile
 from modelferry.manifest import META_FIXED_SHA256
 
 SMALL_FILE_MAX_BYTES = 16 * 1024 * 1024

@@ -26,10 +26,10 @@ from typing import Any
 from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 from pydantic import BaseModel, ConfigDict, Field
 
+from modelferry.adapters.hub import HubClient
 from modelferry.errors import ChecksumMismatch, InvalidRequest, StorageAccessDenied, TransferInterrupted
-from modelferry.hub import HubClient
 from modelferry.manifest import META_BLOB_SHA1, META_SHA256, META_SOURCE_COMMIT, META_SOURCE_REPO, ManifestEntry
-from modelferry.transfer_source import HubFileReader, RetryPolicy
+from modelferry.transfer.hub_reader import HubFileReader, RetryPolicy
 
 logger = logging.getLogger(__name__)
 

@@ -10,15 +10,15 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from modelferry.copy_stage import COPY_FAILURES_FOLDER
+from modelferry.adapters.hub import HubClient
+from modelferry.adapters.s3 import join_prefix, put_json
+from modelferry.adapters.settings import PlanSettings
 from modelferry.errors import FileTooLargeForLambda, ModelNotImportable
-from modelferry.hub import HubClient
 from modelferry.manifest import CopyItem, ExcludedFile, Manifest, ManifestEntry, RunContext
 from modelferry.naming import client_request_token, import_job_name, run_id
 from modelferry.request import ImportRequest
-from modelferry.s3io import join_prefix, put_json
 from modelferry.selection import Selection
-from modelferry.settings import PlanSettings
+from modelferry.stages.copy import COPY_FAILURES_FOLDER
 from modelferry.validation import HubRepoSource, ValidationOptions, ValidationReport, validate
 
 

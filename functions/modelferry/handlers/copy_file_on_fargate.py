@@ -1,4 +1,5 @@
-"""The Fargate copy task, `python -m modelferry.copy_task`: one file too large for the Lambda time budget.
+"""The Fargate copy task, `python -m modelferry.handlers.copy_file_on_fargate`: one file too large for the Lambda
+time budget.
 
 Step Functions (`ecs:runTask.sync`) passes one CopyItem as JSON in the COPY_ITEM environment variable (a container
 override); the stack sets HF_ENDPOINT, HF_TOKEN_SECRET_ARN and MODEL_BUCKET. The copy is the very `copy_file` the
@@ -17,12 +18,12 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from pydantic import ValidationError
 
-from modelferry.aws import client
-from modelferry.copy_stage import copy_item
+from modelferry.adapters.aws import client
+from modelferry.adapters.settings import CopySettings, load_settings
 from modelferry.errors import InvalidRequest
 from modelferry.manifest import CopyItem
-from modelferry.settings import CopySettings, load_settings
-from modelferry.transfer import CopyResult, Progress, every_tenth
+from modelferry.stages.copy import copy_item
+from modelferry.transfer.engine import CopyResult, Progress, every_tenth
 
 
 def run_copy(logger: Logger) -> CopyResult:

@@ -21,6 +21,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 from pydantic import BaseModel
 
+from modelferry.adapters.s3 import get_json, put_json
 from modelferry.errors import (
     BedrockThrottled,
     BedrockUnavailable,
@@ -33,8 +34,7 @@ from modelferry.errors import (
     ImportRoleNotReady,
     ImportTimedOut,
 )
-from modelferry.planning import RunInfo
-from modelferry.s3io import get_json, put_json
+from modelferry.stages.plan import RunInfo
 
 # Bedrock reports a role it cannot assume yet (IAM propagation) as a ValidationException; its message is the only
 # thing that tells it apart from a request that will never pass.

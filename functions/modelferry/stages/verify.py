@@ -15,6 +15,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 from pydantic import BaseModel
 
+from modelferry.adapters.s3 import put_json
 from modelferry.errors import (
     BedrockThrottled,
     BedrockUnavailable,
@@ -23,9 +24,8 @@ from modelferry.errors import (
     ModelNotReadyTimedOut,
     VerificationFailed,
 )
-from modelferry.importing import WaitLedger, describe_duration, service_time, translate_bedrock_error
-from modelferry.planning import RunInfo
-from modelferry.s3io import put_json
+from modelferry.stages.import_ import WaitLedger, describe_duration, service_time, translate_bedrock_error
+from modelferry.stages.plan import RunInfo
 
 NOT_READY_LEDGER = "verify/not-ready.json"
 RESULT_KEY = "verify/result.json"

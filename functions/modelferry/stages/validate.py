@@ -8,11 +8,11 @@ from typing import Any
 from botocore.exceptions import ClientError
 from pydantic import BaseModel
 
+from modelferry.adapters.s3 import get_json, put_json
 from modelferry.errors import CopyIncomplete, ModelValidationFailed
 from modelferry.manifest import META_BLOB_SHA1, META_FIXED_SHA256, META_SHA256, Manifest, ManifestEntry
-from modelferry.planning import RunInfo, finding_severity
-from modelferry.s3io import get_json, put_json
 from modelferry.selection import Selection
+from modelferry.stages.plan import RunInfo, finding_severity
 from modelferry.validation import S3PrefixSource, ValidationOptions, apply_fixes, validate
 
 

@@ -9,8 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from modelferry.adapters.settings import NotifySettings
 from modelferry.errors import NotificationFailed
-from modelferry.settings import NotifySettings
 
 EVENT_SOURCE = "modelferry"
 SUCCEEDED = "ModelImportSucceeded"

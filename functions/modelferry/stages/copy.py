@@ -15,11 +15,11 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from modelferry.hub import HubClient
+from modelferry.adapters.hub import HubClient
+from modelferry.adapters.secrets import hub_token
+from modelferry.adapters.settings import CopySettings
 from modelferry.manifest import CopyItem
-from modelferry.secrets import hub_token
-from modelferry.settings import CopySettings
-from modelferry.transfer import CopyResult, Progress, copy_file
+from modelferry.transfer.engine import CopyResult, Progress, copy_file
 
 COPY_FAILURES_FOLDER = "copy-failures/"
 

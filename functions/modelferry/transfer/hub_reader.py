@@ -22,8 +22,8 @@ import httpx
 from huggingface_hub.errors import EntryNotFoundError
 from huggingface_hub.utils import hf_raise_for_status
 
+from modelferry.adapters.hub import HubClient, hub_errors
 from modelferry.errors import HubRateLimited, SizeMismatch, SourceChanged, TransferInterrupted
-from modelferry.hub import HubClient, hub_errors
 
 logger = logging.getLogger(__name__)
 

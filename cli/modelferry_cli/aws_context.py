@@ -22,6 +22,8 @@ from botocore.exceptions import (
     PartialCredentialsError,
 )
 
+from modelferry.naming import execution_arn
+
 STATE_MACHINE_OUTPUT = "StateMachineArn"
 DEFAULT_STACK = "modelferry"
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
@@ -139,7 +141,7 @@ def execution_arn_for(args: argparse.Namespace, execution: str) -> str:
             raise StackProblem(f"{execution} is not an execution ARN (arn:...:execution:MACHINE:NAME)")
         return execution
     machine = state_machine_arn(args, session(args).client("cloudformation"))
-    return machine.replace(":stateMachine:", ":execution:", 1) + ":" + execution
+    return execution_arn(machine, execution)
 
 
 def describe_aws_error(exc: BaseException) -> str:

@@ -14,12 +14,13 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from modelferry.stages.notify import error_message as lambda_error_message
+from modelferry.contract import cause_message as lambda_error_message
 
 # Top-level states of statemachine/modelferry.asl.json -> the stage a person reads. A state not listed (added to
 # the definition later) shows under its own name.
 STAGES = ("Plan", "Copy", "Validate", "Import", "Verify", "Notify")
 STAGE_OF_STATE = {
+    "ReceiveRequest": "Plan",
     "Plan": "Plan",
     "CopyFiles": "Copy",
     "ValidateInS3": "Validate",

@@ -8,7 +8,7 @@ import os
 import sys
 from typing import Any, TextIO
 
-from modelferry.stages.notify import error_message
+from modelferry.contract import cause_message
 from modelferry_cli.local.rig import ExecutionReport, LocalRig
 
 DEMO_MODEL_NAME = "gpt-oss-tiny-demo"
@@ -83,5 +83,5 @@ def print_report(report: ExecutionReport, out: TextIO) -> None:
     for note in report.notifications:
         print(f"\nNotification: {note['subject']}", file=out)
         print("  " + (note["message"] or "").split("\n\nDetails:")[0].replace("\n", "\n  "), file=out)
-    outcome = f" ({report.error}: {error_message(report.cause)})" if report.error else ""
+    outcome = f" ({report.error}: {cause_message(report.cause)})" if report.error else ""
     print(f"\nResult:  {report.status}{outcome}", file=out)

@@ -48,3 +48,8 @@ def run_id(execution_name: str) -> str:
     # "." and ".." are valid execution names but would become path segments that climb out of the run prefix when
     # the prefix is synced to a disk.
     return safe if safe.strip(".") else _digest(execution_name, 16)
+
+
+def execution_arn(state_machine_arn: str, name: str) -> str:
+    """arn:...:stateMachine:M -> arn:...:execution:M:NAME (the ARN Step Functions gives that execution)."""
+    return state_machine_arn.replace(":stateMachine:", ":execution:", 1) + ":" + name

@@ -21,7 +21,9 @@ from typing import Any, Literal
 from botocore.exceptions import ClientError
 from pydantic import BaseModel
 
+from modelferry.adapters.aws import error_code, is_missing
 from modelferry.errors import InvalidRequest
+from modelferry.naming import execution_arn
 from modelferry.request import ImportRequest, parse_request
 
 REQUESTS_PREFIX = "requests/"
@@ -101,6 +103,14 @@ def parse_request_document(document: Any) -> list[ImportRequest]:
         problems.append(f"requests: {len(entries)} entries, at most {MAX_REQUESTS_PER_FILE} per file")
         raise InvalidRequestFile(problems)
 
+    parsed = _parse_entries(entries, problems)
+    if problems:
+        raise InvalidRequestFile(problems)
+    return parsed
+
+
+def _parse_entries(entries: list[Any], problems: list[str]) -> list[ImportRequest]:
+    """The valid entries; each invalid one (or a model name used twice) adds a problem naming its index."""
     parsed: list[ImportRequest] = []
     first_use: dict[str, int] = {}
     for index, entry in enumerate(entries):
@@ -116,8 +126,6 @@ def parse_request_document(document: Any) -> list[ImportRequest]:
             )
         first_use.setdefault(request.model_name, index)
         parsed.append(request)
-    if problems:
-        raise InvalidRequestFile(problems)
     return parsed
 
 
@@ -159,7 +167,7 @@ def start_executions(
                 input=json.dumps(request.model_dump(mode="json", exclude_unset=True)),
             )["executionArn"]
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ExecutionAlreadyExists":
+            if error_code(exc) != "ExecutionAlreadyExists":
                 raise
             arn = execution_arn(state_machine_arn, name)
             status = "already_started"
@@ -174,11 +182,6 @@ def start_executions(
             )
         )
     return started
-
-
-def execution_arn(state_machine_arn: str, name: str) -> str:
-    """arn:...:stateMachine:M -> arn:...:execution:M:NAME (the ARN Step Functions gives that execution)."""
-    return state_machine_arn.replace(":stateMachine:", ":execution:", 1) + ":" + name
 
 
 def process_request_file(
@@ -202,11 +205,11 @@ def process_request_file(
         # IfMatch: read exactly the version this event is about; a newer upload has an event of its own.
         body = s3.get_object(Bucket=bucket, Key=key, IfMatch=f'"{etag}"')["Body"].read()
     except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code")
+        code = error_code(exc)
         if code in {"PreconditionFailed", "412"}:
             outcome.reason = "the file was replaced since this event; the newer upload's event starts its requests"
             return outcome
-        if code in {"NoSuchKey", "404"}:
+        if is_missing(exc):
             outcome.reason = "the file was deleted before it could be read"
             return outcome
         raise

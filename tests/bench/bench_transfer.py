@@ -285,7 +285,7 @@ def baseline(commit: str, s3_url: str, scratch: Path) -> tuple[int, int]:
 
 def modelferry(hub_url: str, commit: str, s3_url: str, *, only: str | None) -> tuple[int, int]:
     from modelferry.adapters.hub import HubClient
-    from modelferry.manifest import ManifestEntry
+    from modelferry.contract import ManifestEntry
     from modelferry.transfer.engine import copy_file
 
     hub = HubClient(hub_url)

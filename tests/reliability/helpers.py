@@ -10,8 +10,8 @@ from typing import Any
 
 import boto3
 
-from modelferry.manifest import META_BLOB_SHA1, META_FIXED_SHA256, META_SHA256, Manifest
-from modelferry.stages.notify import error_message
+from modelferry import contract
+from modelferry.contract import META_BLOB_SHA1, META_FIXED_SHA256, META_SHA256, Manifest
 from modelferry_cli.local.hub_server import git_blob_sha1
 from modelferry_cli.local.model_factory import gpt_oss_repo
 from modelferry_cli.local.rig import BUCKET, REGION, ExecutionReport, LocalRig
@@ -59,7 +59,7 @@ def planned(rig: LocalRig) -> Manifest:
 
 def cause_message(report: ExecutionReport) -> str:
     """The failing function's message (a Lambda error's Cause is a JSON document holding it), else the cause."""
-    return error_message(report.cause)
+    return contract.cause_message(report.cause)
 
 
 @dataclass(frozen=True)

@@ -79,7 +79,7 @@ def test_malformed_input_is_refused_by_the_first_state_before_any_side_effect(
     assert report.status == "FAILED"
     assert report.error == "InvalidRequest"
     assert cause_message(report).startswith(f"{field}:") or f"; {field}:" in cause_message(report)
-    assert [s.name for s in report.states] == ["Plan", "PlanFailed", "NotifyFailure", "ImportFailed"]
+    assert [s.name for s in report.states] == ["ReceiveRequest", "Plan", "PlanFailed", "NotifyFailure", "ImportFailed"]
     functions = [name for name, _, _ in module_rig.lambda_calls[calls_before:]]
     assert functions == ["PlanFunction", "NotifyFunction"]
     assert keys() == keys_before  # not one object written
@@ -155,7 +155,7 @@ def test_a_malformed_eventbridge_request_is_refused_by_the_first_state(
     assert report.status == "FAILED"
     assert report.error == "InvalidRequest"
     assert cause_message(report).startswith(f"{field}:") or f"; {field}:" in cause_message(report)
-    assert [s.name for s in report.states] == ["Plan", "PlanFailed", "NotifyFailure", "ImportFailed"]
+    assert [s.name for s in report.states] == ["ReceiveRequest", "Plan", "PlanFailed", "NotifyFailure", "ImportFailed"]
     assert keys() == keys_before
     assert len(module_hub.requests) == hub_requests_before
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 import boto3
 import pytest
 
-from modelferry.manifest import META_SOURCE_COMMIT
+from modelferry.contract import META_SOURCE_COMMIT
 from modelferry_cli.local import template as cfn
 from modelferry_cli.local.hub_server import LocalHub
 from modelferry_cli.local.model_factory import gpt_oss_repo

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from modelferry.manifest import Manifest
+from modelferry.contract import Manifest
 from modelferry_cli.local.bedrock_emulator import EmulatorBehaviour
 from modelferry_cli.local.hub_server import LocalHub
 from modelferry_cli.local.model_factory import generic_repo, gpt_oss_repo

@@ -16,11 +16,12 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from modelferry.adapters.hub import HubClient
-from modelferry.manifest import CopyItem, ManifestEntry, RunContext
+from modelferry.contract import CopyItem, ManifestEntry, RunContext
 from modelferry_cli.local.hub_server import LocalHub
 from modelferry_cli.local.model_factory import safetensors_bytes
 
 REPO = "org/task-model"
+EXECUTION_ARN = "arn:aws:states:us-east-1:123456789012:execution:modelferry:run-1"
 BUCKET = "model-bucket"
 WEIGHTS = safetensors_bytes({"weight": ("U8", (2_000_000,))}, seed=3)
 FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
@@ -64,7 +65,11 @@ def item(hub: LocalHub) -> CopyItem:
         key="models/model.safetensors",
         runner="fargate",
     )
-    return CopyItem(file=entry, run=RunContext(repo_id=REPO, commit=commit, bucket=BUCKET, run_id="run-1"))
+    return CopyItem(
+        execution_id=EXECUTION_ARN,
+        file=entry,
+        run=RunContext(repo_id=REPO, commit=commit, bucket=BUCKET, run_id="run-1", run_prefix="runs/m/run-1/"),
+    )
 
 
 def run_task(copy_item: str, *, hub: LocalHub, s3_endpoint: str) -> subprocess.CompletedProcess[str]:
@@ -102,6 +107,7 @@ def test_the_task_copies_its_item_and_prints_the_result(hub, s3_endpoint, s3, it
     progress = [json.loads(line) for line in done.stderr.splitlines() if "copy progress" in line]
     assert progress[-1]["percent"] == 100
     assert progress[-1]["run_id"] == "run-1"
+    assert progress[-1]["correlation_id"] == EXECUTION_ARN  # joins the Lambdas' logs of the same execution
 
 
 def test_a_failed_copy_exits_non_zero_naming_the_error_on_stderr(hub, s3_endpoint, s3, item) -> None:

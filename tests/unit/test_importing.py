@@ -14,7 +14,9 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
+from modelferry.adapters.bedrock import describe_duration, translate_bedrock_error
 from modelferry.adapters.s3 import get_json
+from modelferry.contract import RunInfo
 from modelferry.errors import (
     BedrockThrottled,
     BedrockUnavailable,
@@ -29,15 +31,10 @@ from modelferry.errors import (
 )
 from modelferry.naming import CLIENT_REQUEST_TOKEN_PATTERN, JOB_NAME_PATTERN, client_request_token, import_job_name
 from modelferry.stages.import_ import (
-    QUOTA_LEDGER,
-    REPLACE_LEDGER,
     check_import,
     create_job_request,
-    describe_duration,
     start_import,
-    translate_bedrock_error,
 )
-from modelferry.stages.plan import RunInfo
 
 REGION = "us-east-1"
 BUCKET = "models-bucket"
@@ -322,7 +319,7 @@ def test_if_exists_replace_deletes_then_imports_and_remembers_what_it_deleted(
     started = start_import(run, bedrock=client, s3=s3, quota_wait_seconds=3600)
 
     assert (started.job_arn, started.replaced_model_arn) == (JOB_ARN, OLD_MODEL_ARN)
-    assert get_json(s3, BUCKET, run.run_prefix + REPLACE_LEDGER) == {"replaced_model_arn": OLD_MODEL_ARN}
+    assert get_json(s3, BUCKET, run.layout.replace_ledger) == {"replaced_model_arn": OLD_MODEL_ARN}
 
 
 def test_if_exists_replace_keeps_the_old_model_while_another_import_holds_the_quota(
@@ -353,7 +350,7 @@ def test_a_replace_retried_after_its_delete_still_reports_the_replaced_model(
     run = make_run(if_exists="replace")
     s3.put_object(
         Bucket=BUCKET,
-        Key=run.run_prefix + REPLACE_LEDGER,
+        Key=run.layout.replace_ledger,
         Body=b'{"replaced_model_arn": "%s"}' % OLD_MODEL_ARN.encode(),
     )
     no_model(stubber)
@@ -393,7 +390,7 @@ def test_the_quota_wait_is_measured_from_the_first_refusal_and_ends_at_the_ceili
     message = str(excinfo.value)
     assert "1 h 1 min (3660 s) (3 attempts)" in message
     assert "ImportQuotaWaitSeconds" in message
-    ledger = get_json(s3, BUCKET, RUN.run_prefix + QUOTA_LEDGER)
+    ledger = get_json(s3, BUCKET, RUN.layout.quota_ledger)
     assert ledger["first_refused_at"] == T0.isoformat()
     assert ledger["refusals"] == 3
 

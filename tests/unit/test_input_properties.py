@@ -1,4 +1,4 @@
-"""Properties of the execution input rules (issue 7), over inputs hypothesis makes up.
+"""Properties of the execution input rules, over inputs hypothesis makes up.
 
 - Whatever JSON value arrives, `parse_request` accepts it or raises InvalidRequest: never another exception.
 - What it accepts is safe to build S3 keys and Hub URLs from: no path traversal, no absolute path, no separator or

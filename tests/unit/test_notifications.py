@@ -16,6 +16,7 @@ from botocore.stub import ANY, Stubber
 
 from modelferry import errors
 from modelferry.adapters.settings import NotifySettings
+from modelferry.contract import NotifyResult, Stage, WorkflowState
 from modelferry.errors import NotificationFailed
 from modelferry.stages.notify import (
     DEFAULT_NEXT_STEP,
@@ -37,7 +38,7 @@ SETTINGS = NotifySettings(
 JOB_ARN = "arn:aws:bedrock:us-east-1:123456789012:model-import-job/abcdefghijkl"
 
 
-def succeeded_state(**changes: Any) -> dict[str, Any]:
+def succeeded_state(**changes: Any) -> WorkflowState:
     state = copy.deepcopy(SUCCEEDED["state"])
     state["verify"]["model"]["custom_model_units"] = 2
     for path, value in changes.items():
@@ -46,18 +47,19 @@ def succeeded_state(**changes: Any) -> dict[str, Any]:
         for parent in parents:
             node = node[parent]
         node[leaf] = value
-    return state
+    return WorkflowState.model_validate(state)
 
 
-def failed_state(error: str, message: str, stage: str = "Wait for import") -> dict[str, Any]:
+def failed_state(error: str, message: str, stage: Stage = Stage.WAIT_FOR_IMPORT, **changes: Any) -> WorkflowState:
     state = copy.deepcopy(SUCCEEDED["state"])
     del state["verify"]
-    state["failed_stage"] = stage
+    state["failed_stage"] = stage.value
     state["failure"] = {
         "Error": error,
         "Cause": json.dumps({"errorType": error, "errorMessage": message, "stackTrace": ["..."]}),
     }
-    return state
+    state["plan"]["run"].update(changes)
+    return WorkflowState.model_validate(state)
 
 
 # --- what a person reads ----------------------------------------------------------------------------------------------
@@ -74,7 +76,7 @@ def test_every_error_the_workflow_raises_has_a_next_step() -> None:
 
 
 def test_success_says_what_was_imported_what_it_costs_and_what_to_do_next() -> None:
-    notification = success_notification(succeeded_state(), SUCCEEDED["execution_id"], SETTINGS)
+    notification = success_notification(succeeded_state(), SETTINGS)
 
     run = SUCCEEDED["state"]["plan"]["run"]
     model_arn = SUCCEEDED["state"]["verify"]["model"]["model_arn"]
@@ -99,7 +101,7 @@ def test_success_says_what_was_imported_what_it_costs_and_what_to_do_next() -> N
 def test_a_reused_model_is_reported_as_verified_not_imported() -> None:
     state = succeeded_state(**{"import.job_arn": None, "import_status.status": "Reused"})
 
-    notification = success_notification(state, SUCCEEDED["execution_id"], SETTINGS)
+    notification = success_notification(state, SETTINGS)
 
     assert notification.subject.endswith("verified (already imported)")
     assert "so nothing was imported" in notification.text
@@ -108,16 +110,14 @@ def test_a_reused_model_is_reported_as_verified_not_imported() -> None:
 
 def test_a_replaced_model_is_named() -> None:
     old = "arn:aws:bedrock:us-east-1:123456789012:imported-model/oldoldoldold"
-    notification = success_notification(
-        succeeded_state(**{"import.replaced_model_arn": old}), SUCCEEDED["execution_id"], SETTINGS
-    )
+    notification = success_notification(succeeded_state(**{"import.replaced_model_arn": old}), SETTINGS)
     assert f"Replaced:   {old}" in notification.text
     assert notification.details["replaced_model_arn"] == old
 
 
 def test_no_cost_line_when_bedrock_reported_no_units() -> None:
     state = succeeded_state(**{"verify.model.custom_model_units": None})
-    notification = success_notification(state, SUCCEEDED["execution_id"], SETTINGS)
+    notification = success_notification(state, SETTINGS)
     assert "Cost:" not in notification.text
     assert notification.details["cost"] is None
 
@@ -125,21 +125,31 @@ def test_no_cost_line_when_bedrock_reported_no_units() -> None:
 @pytest.mark.parametrize(
     ("error", "message", "stage", "next_words"),
     [
-        ("ImportJobFailed", f"import job {JOB_ARN} failed: unsupported tensor", "Wait for import", "failureMessage"),
-        ("ImportTimedOut", f"import job {JOB_ARN} still InProgress", "Wait for import", "ImportTimeoutSeconds"),
-        ("ImportQuotaWaitTimedOut", "other import jobs kept the quota busy", "Start import", "list-model-import-jobs"),
-        ("ModelNotReadyTimedOut", "still answered ModelNotReadyException", "Verify model", '"if_exists": "reuse"'),
-        ("VerificationFailed", "the reply has no content", "Verify model", "chat template"),
+        (
+            "ImportJobFailed",
+            f"import job {JOB_ARN} failed: unsupported tensor",
+            Stage.WAIT_FOR_IMPORT,
+            "failureMessage",
+        ),
+        ("ImportTimedOut", f"import job {JOB_ARN} still InProgress", Stage.WAIT_FOR_IMPORT, "ImportTimeoutSeconds"),
+        (
+            "ImportQuotaWaitTimedOut",
+            "other import jobs kept the quota busy",
+            Stage.START_IMPORT,
+            "list-model-import-jobs",
+        ),
+        ("ModelNotReadyTimedOut", "still answered ModelNotReadyException", Stage.VERIFY, '"if_exists": "reuse"'),
+        ("VerificationFailed", "the reply has no content", Stage.VERIFY, "chat template"),
     ],
 )
 def test_a_failure_names_the_stage_the_error_bedrocks_words_and_the_next_step(
-    error: str, message: str, stage: str, next_words: str
+    error: str, message: str, stage: Stage, next_words: str
 ) -> None:
-    notification = failure_notification(failed_state(error, message, stage), "exec-1")
+    notification = failure_notification(failed_state(error, message, stage))
 
-    assert notification.subject == f"modelferry: gpt-oss-tiny-demo FAILED at {stage} ({error})"
+    assert notification.subject == f"modelferry: gpt-oss-tiny-demo FAILED at {stage.label} ({error})"
     lines = notification.text.splitlines()
-    assert lines[0] == f"Importing modelferry-demo/gpt-oss-tiny as gpt-oss-tiny-demo failed at {stage}."
+    assert lines[0] == f"Importing modelferry-demo/gpt-oss-tiny as gpt-oss-tiny-demo failed at {stage.label}."
     assert f"Error:  {error}" in lines
     assert f"Cause:  {message}" in lines  # the errorMessage, not the Lambda error document around it
     assert next_words in notification.text
@@ -148,16 +158,15 @@ def test_a_failure_names_the_stage_the_error_bedrocks_words_and_the_next_step(
 
 
 def test_a_failure_before_plan_still_reads_well() -> None:
-    notification = failure_notification(FAILED["state"], FAILED["execution_id"])
+    notification = failure_notification(WorkflowState.model_validate(FAILED["state"]))
     assert notification.subject == "modelferry: phi3-tiny FAILED at Plan (ModelNotImportable)"
     assert "ARCHITECTURE_UNSUPPORTED" in notification.details["cause"]
     assert "stackTrace" not in notification.text
 
 
 def test_a_long_subject_is_cut_to_what_sns_accepts() -> None:
-    state = failed_state("ImportQuotaWaitTimedOut", "busy", "Start import")
-    state["plan"]["run"]["model_name"] = "m" * 63
-    subject = failure_notification(state, "exec-1").subject
+    state = failed_state("ImportQuotaWaitTimedOut", "busy", Stage.START_IMPORT, model_name="m" * 63)
+    subject = failure_notification(state).subject
     assert len(subject) <= 100
     assert subject.endswith("...")
 
@@ -181,7 +190,7 @@ def test_publish_sends_the_text_with_details_to_sns_and_the_outcome_to_eventbrid
     clients: tuple[Any, Stubber, Any, Stubber],
 ) -> None:
     sns, sns_stub, events, events_stub = clients
-    notification = failure_notification(failed_state("ImportJobFailed", "bad tensor"), "exec-1")
+    notification = failure_notification(failed_state("ImportJobFailed", "bad tensor"))
     sns_stub.add_response(
         "publish",
         {"MessageId": "m-1"},
@@ -200,7 +209,7 @@ def test_publish_sends_the_text_with_details_to_sns_and_the_outcome_to_eventbrid
                 {
                     "Source": "modelferry",
                     "DetailType": "ModelImportFailed",
-                    "Detail": json.dumps(notification.details, default=str),
+                    "Detail": json.dumps({**notification.details, "text": notification.text}, default=str),
                     "EventBusName": SETTINGS.event_bus_name,
                 }
             ]
@@ -209,12 +218,12 @@ def test_publish_sends_the_text_with_details_to_sns_and_the_outcome_to_eventbrid
 
     sent = publish(notification, SETTINGS, sns=sns, events=events)
 
-    assert sent == {"sns_message_id": "m-1", "subject": notification.subject}
+    assert sent == NotifyResult(sns_message_id="m-1", subject=notification.subject)
 
 
 def test_the_sns_message_ends_with_the_details_as_json(clients: tuple[Any, Stubber, Any, Stubber]) -> None:
     sns, sns_stub, events, events_stub = clients
-    notification = success_notification(succeeded_state(), "exec-1", SETTINGS)
+    notification = success_notification(succeeded_state(), SETTINGS)
     captured: dict[str, Any] = {}
     sns.meta.events.register("provide-client-params.sns.Publish", lambda params, **_: captured.update(params))
     sns_stub.add_response("publish", {"MessageId": "m-1"})
@@ -234,6 +243,6 @@ def test_a_refused_event_fails_the_notification(clients: tuple[Any, Stubber, Any
         "put_events",
         {"FailedEntryCount": 1, "Entries": [{"ErrorCode": "AccessDeniedException", "ErrorMessage": "denied"}]},
     )
-    notification = success_notification(succeeded_state(), "exec-1", SETTINGS)
+    notification = success_notification(succeeded_state(), SETTINGS)
     with pytest.raises(NotificationFailed, match="AccessDeniedException"):
         publish(notification, SETTINGS, sns=sns, events=events)

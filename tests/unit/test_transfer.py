@@ -21,6 +21,14 @@ from botocore.retries.standard import ExponentialBackoff
 from moto import mock_aws
 
 from modelferry.adapters.hub import HubClient
+from modelferry.contract import (
+    META_BLOB_SHA1,
+    META_SHA256,
+    META_SOURCE_COMMIT,
+    META_SOURCE_REPO,
+    CopyResult,
+    ManifestEntry,
+)
 from modelferry.errors import (
     ChecksumMismatch,
     HubAccessDenied,
@@ -29,9 +37,8 @@ from modelferry.errors import (
     StorageAccessDenied,
     TransferInterrupted,
 )
-from modelferry.manifest import META_BLOB_SHA1, META_SHA256, META_SOURCE_COMMIT, META_SOURCE_REPO, ManifestEntry
 from modelferry.transfer import hub_reader
-from modelferry.transfer.engine import CopyResult, TransferOptions, copy_file, part_size_for
+from modelferry.transfer.engine import TransferOptions, copy_file, part_size_for
 from modelferry_cli.local.hub_server import LocalHub
 from modelferry_cli.local.model_factory import safetensors_bytes
 

@@ -18,6 +18,7 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from modelferry.adapters.s3 import get_json
+from modelferry.contract import ModelDescription, RunInfo
 from modelferry.errors import (
     BedrockThrottled,
     BedrockUnavailable,
@@ -27,8 +28,7 @@ from modelferry.errors import (
     VerificationFailed,
 )
 from modelferry.request import DEFAULT_VERIFY_PROMPT
-from modelferry.stages.plan import RunInfo
-from modelferry.stages.verify import NOT_READY_LEDGER, RESULT_KEY, ModelDescription, check_reply, verify_model
+from modelferry.stages.verify import check_reply, verify_model
 
 REGION = "us-east-1"
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -145,7 +145,7 @@ def test_one_openai_chat_completions_call_and_the_result_recorded(
     assert (result.reply, result.reasoning, result.finish_reason) == ("I am a language model.", None, "stop")
     assert (result.prompt_tokens, result.completion_tokens, result.total_tokens) == (12, 6, 18)
     assert result.latency_ms >= 0
-    record = get_json(s3, BUCKET, RUN.run_prefix + RESULT_KEY)
+    record = get_json(s3, BUCKET, RUN.layout.verify_result)
     assert record["prompt"] == DEFAULT_VERIFY_PROMPT
     assert record["reply"] == "I am a language model."
     assert record["model"]["custom_model_units"] == 2
@@ -235,7 +235,7 @@ def test_not_ready_is_retried_within_its_budget_then_times_out(
     assert "after 21 min (1260 s) (3 attempts)" in text
     assert "ModelNotReadyBudgetSeconds" in text
     assert MODEL_ARN in text
-    assert get_json(s3, BUCKET, RUN.run_prefix + NOT_READY_LEDGER)["refusals"] == 3
+    assert get_json(s3, BUCKET, RUN.layout.not_ready_ledger)["refusals"] == 3
 
 
 @pytest.mark.parametrize(

@@ -41,7 +41,7 @@ def test_happy_path_copies_fixes_imports_verifies_and_notifies(hub: LocalHub, ri
     report = rig.run({"repo_id": REPO, "model_name": "med-gpt-oss-tiny"})
 
     assert report.status == "SUCCEEDED", report.cause
-    assert [s.name for s in report.states][:3] == ["Plan", "CopyFiles", "ValidateInS3"]
+    assert [s.name for s in report.states][:4] == ["ReceiveRequest", "Plan", "CopyFiles", "ValidateInS3"]
     assert report.states[-1].name == "ImportSucceeded"
     model_prefix = f"models/med-gpt-oss-tiny/{commit}/"
     assert report.s3_uri == f"s3://{BUCKET}/{model_prefix}"

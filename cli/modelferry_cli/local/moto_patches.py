@@ -241,3 +241,23 @@ def fail_state_accepts_states_errors() -> Iterator[None]:
 
     with mock.patch.object(state_fail, "CustomErrorName", ErrorName):
         yield
+
+
+@contextmanager
+def context_start_time_as_text() -> Iterator[None]:
+    """`$$.Execution.StartTime` is an ISO 8601 string on AWS (the context object reference in the Step Functions
+    developer guide); moto's interpreter holds a datetime, which a Pass state copying it into the state document
+    makes unserialisable for DescribeExecution."""
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+
+    original = ExecutionWorker._get_evaluation_environment
+
+    def environment(self: Any) -> Any:
+        env = original(self)
+        execution = env.states.context_object.context_object_data["Execution"]
+        if not isinstance(execution["StartTime"], str):
+            execution["StartTime"] = execution["StartTime"].isoformat()
+        return env
+
+    with mock.patch.object(ExecutionWorker, "_get_evaluation_environment", environment):
+        yield

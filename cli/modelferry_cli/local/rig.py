@@ -19,8 +19,7 @@ import sys
 import time
 import uuid
 import zipfile
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -34,6 +33,7 @@ from modelferry_cli.local.bedrock_emulator import BedrockEmulator, EmulatorBehav
 from modelferry_cli.local.moto_patches import (
     FakeLambdaContext,
     SimulatedClock,
+    context_start_time_as_text,
     distributed_map_failure_threshold,
     fail_state_accepts_states_errors,
     in_process_lambdas,
@@ -228,6 +228,7 @@ class LocalRig:
         self._stack.enter_context(simulated_waits(self.clock))
         self._stack.enter_context(distributed_map_failure_threshold())
         self._stack.enter_context(fail_state_accepts_states_errors())
+        self._stack.enter_context(context_start_time_as_text())
         self._stack.enter_context(local_fargate(self._run_copy_task))
         self._function_arns = {logical_id: self._create_function(logical_id) for logical_id in functions}
         self.state_machine_arn = self._create_state_machine(machine)
@@ -503,9 +504,3 @@ def _state_runs(history: list[dict[str, Any]]) -> list[StateRun]:
                     runs.append(StateRun(name, (event["timestamp"] - begun).total_seconds(), "failed"))
                 open_states.clear()
     return runs
-
-
-@contextmanager
-def local_rig(**kwargs: Any) -> Iterator[LocalRig]:
-    with LocalRig(**kwargs) as rig:
-        yield rig

@@ -12,7 +12,10 @@ SERVICE = "modelferry"
 METRICS_NAMESPACE = "Modelferry"
 
 logger = Logger(service=SERVICE)
-tracer = Tracer(service=SERVICE)
+# Only AWS calls are traced. Left to its default, the Tracer patches every library X-Ray knows when it is created,
+# importing each one it finds (httpx among them) into handlers that never use it; and a traced Hub client would add a
+# subsegment per ranged read of a multi-GB copy.
+tracer = Tracer(service=SERVICE, patch_modules=("botocore",))
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE)
 
 # botocore logs every response body at DEBUG, GetSecretValue's (the Hugging Face token) included: keep that one

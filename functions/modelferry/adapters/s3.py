@@ -1,9 +1,13 @@
-"""Small JSON documents in S3 (manifest, reports, results) and key helpers."""
+"""Small JSON documents in S3 (manifest, reports, ledgers, records) and key helpers."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
+
+from botocore.exceptions import ClientError
+
+from modelferry.adapters.aws import is_missing
 
 
 def put_json(s3: Any, bucket: str, key: str, document: Any) -> None:
@@ -13,6 +17,23 @@ def put_json(s3: Any, bucket: str, key: str, document: Any) -> None:
 
 def get_json(s3: Any, bucket: str, key: str) -> Any:
     return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+def read_record(s3: Any, bucket: str, key: str) -> dict[str, Any]:
+    """A small JSON record under the run prefix; {} when there is none yet."""
+    try:
+        document = get_json(s3, bucket, key)
+    except ClientError as exc:
+        if is_missing(exc):
+            return {}
+        raise
+    return document if isinstance(document, dict) else {}
+
+
+def list_records(s3: Any, bucket: str, prefix: str, limit: int) -> list[dict[str, Any]]:
+    """The JSON records under `prefix`, oldest first, at most `limit`."""
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=100).get("Contents", [])
+    return [get_json(s3, bucket, obj["Key"]) for obj in sorted(listed, key=lambda o: o["LastModified"])[:limit]]
 
 
 def join_prefix(*parts: str) -> str:

@@ -44,10 +44,6 @@ class CopySettings(HubSettings):
     model_bucket: str = Field(alias="MODEL_BUCKET")
 
 
-class ValidateSettings(_EnvSettings):
-    model_bucket: str = Field(alias="MODEL_BUCKET")
-
-
 class ImportSettings(_EnvSettings):
     import_timeout_seconds: int = Field(alias="IMPORT_TIMEOUT_SECONDS", ge=60)
 

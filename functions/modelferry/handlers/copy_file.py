@@ -8,12 +8,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from modelferry.adapters.aws import client
 from modelferry.adapters.observability import logger, metrics, tracer
 from modelferry.adapters.settings import CopySettings, load_settings
-from modelferry.manifest import CopyItem
+from modelferry.contract import CopyItem
 from modelferry.stages.copy import copy_item
 from modelferry.transfer.engine import every_tenth
 
 
-@logger.inject_lambda_context(correlation_id_path="run.run_id")
+@logger.inject_lambda_context(correlation_id_path="execution_id")
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

@@ -20,10 +20,10 @@ from pydantic import ValidationError
 
 from modelferry.adapters.aws import client
 from modelferry.adapters.settings import CopySettings, load_settings
+from modelferry.contract import CopyItem, CopyResult
 from modelferry.errors import InvalidRequest
-from modelferry.manifest import CopyItem
 from modelferry.stages.copy import copy_item
-from modelferry.transfer.engine import CopyResult, Progress, every_tenth
+from modelferry.transfer.engine import Progress, every_tenth
 
 
 def run_copy(logger: Logger) -> CopyResult:
@@ -36,6 +36,8 @@ def run_copy(logger: Logger) -> CopyResult:
         raise InvalidRequest(
             f"COPY_ITEM names bucket {item.run.bucket!r}; this task writes to {settings.model_bucket!r}"
         )
+    # The same correlation id as every Lambda of the execution: the execution ARN.
+    logger.set_correlation_id(item.execution_id)
     logger.append_keys(run_id=item.run.run_id, path=item.file.path)
     return copy_item(item, settings, s3=client("s3"), on_progress=_log_progress(logger))
 

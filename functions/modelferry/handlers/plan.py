@@ -4,23 +4,18 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel
 
 from modelferry.adapters.aws import client
 from modelferry.adapters.hub import HubClient
 from modelferry.adapters.observability import logger, metrics, tracer
 from modelferry.adapters.secrets import hub_token
 from modelferry.adapters.settings import PlanSettings, load_settings
+from modelferry.contract import PlanEvent
 from modelferry.request import parse_request
-from modelferry.stages.plan import ExecutionInfo, plan
+from modelferry.stages.plan import plan
 
 
-class PlanEvent(BaseModel):
-    request: Any
-    execution: ExecutionInfo
-
-
-@logger.inject_lambda_context(correlation_id_path="execution.id")
+@logger.inject_lambda_context(correlation_id_path="execution_id")
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

@@ -3,20 +3,15 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel
 
 from modelferry.adapters.aws import client
 from modelferry.adapters.observability import logger, tracer
 from modelferry.adapters.settings import StartImportSettings, load_settings
+from modelferry.contract import StartImportEvent
 from modelferry.stages.import_ import start_import
-from modelferry.stages.plan import RunInfo
 
 
-class StartImportEvent(BaseModel):
-    run: RunInfo
-
-
-@logger.inject_lambda_context(correlation_id_path="run.execution_id")
+@logger.inject_lambda_context(correlation_id_path="execution_id")
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     parsed = StartImportEvent.model_validate(event)

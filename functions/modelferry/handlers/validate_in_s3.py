@@ -3,20 +3,14 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel
 
 from modelferry.adapters.aws import client
 from modelferry.adapters.observability import logger, metrics, tracer
-from modelferry.stages.plan import ManifestRef, RunInfo
+from modelferry.contract import ValidateEvent
 from modelferry.stages.validate import check_copied_model
 
 
-class ValidateEvent(BaseModel):
-    run: RunInfo
-    manifest: ManifestRef
-
-
-@logger.inject_lambda_context(correlation_id_path="run.execution_id")
+@logger.inject_lambda_context(correlation_id_path="execution_id")
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

@@ -4,21 +4,15 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel
 
 from modelferry.adapters.aws import client
 from modelferry.adapters.observability import logger, metrics, tracer
 from modelferry.adapters.settings import VerifySettings, load_settings
-from modelferry.stages.plan import RunInfo
+from modelferry.contract import VerifyEvent
 from modelferry.stages.verify import verify_model
 
 
-class VerifyEvent(BaseModel):
-    run: RunInfo
-    model_arn: str
-
-
-@logger.inject_lambda_context(correlation_id_path="run.execution_id")
+@logger.inject_lambda_context(correlation_id_path="execution_id")
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

@@ -1,177 +1,41 @@
 """Start and watch the Bedrock Custom Model Import job.
 
-Bedrock's error codes are translated into named errors the state machine retries or catches: the one-job-per-Region
-quota and throttling wait, an import role not yet visible to Bedrock waits, everything else fails with Bedrock's
-own words.
-
 Ceilings the definition cannot hold (JSON ASL takes no number from a template parameter) are kept here: the quota
 wait is measured from the first refusal, recorded under the run prefix in S3 so that every retry of the same task
-measures from the same moment. Elapsed time is measured on Bedrock's clock (the `Date` of its answers, and the
-times it reports), so a local run whose waits are simulated measures the same way as a deployed one.
+measures from the same moment.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
-from pydantic import BaseModel
 
-from modelferry.adapters.s3 import get_json, put_json
+from modelferry.adapters.aws import error_code, error_message
+from modelferry.adapters.bedrock import (
+    WaitLedger,
+    as_utc,
+    describe_duration,
+    is_model_count_quota,
+    service_time,
+    translate_bedrock_error,
+)
+from modelferry.adapters.s3 import put_json, read_record
+from modelferry.contract import ImportJobStatus, ImportStarted, ImportStatus, RunInfo
 from modelferry.errors import (
-    BedrockThrottled,
-    BedrockUnavailable,
     ImportedModelExists,
-    ImportedModelQuotaReached,
     ImportJobFailed,
     ImportQuotaExceeded,
     ImportQuotaWaitTimedOut,
     ImportRejected,
-    ImportRoleNotReady,
     ImportTimedOut,
 )
-from modelferry.stages.plan import RunInfo
 
-# Bedrock reports a role it cannot assume yet (IAM propagation) as a ValidationException; its message is the only
-# thing that tells it apart from a request that will never pass.
-_ROLE_NOT_READY_HINTS = ("role arn is invalid", "unable to assume", "cannot assume", "could not assume")
-# ServiceQuotaExceededException covers two quotas: concurrent import jobs (wait) and imported models per account
-# (waiting does not help). The second names imported models and says nothing of jobs.
-_JOB_QUOTA_HINTS = ("job",)
-_MODEL_COUNT_QUOTA_HINTS = ("imported models", "number of models", "custom models")
+# Bedrock's message when a job name is taken: here, by an earlier attempt of this task whose reply was lost.
 _JOB_NAME_IN_USE = "job name is currently in use"
-_RETRYABLE_CODES: dict[str, type[Exception]] = {
-    "ThrottlingException": BedrockThrottled,
-    "TooManyRequestsException": BedrockThrottled,
-    "InternalServerException": BedrockUnavailable,
-    "ServiceUnavailableException": BedrockUnavailable,
-}
 _TAG_FORBIDDEN = re.compile(r"[^a-zA-Z0-9\s._:/=+@-]")
-
-QUOTA_LEDGER = "import/quota-wait.json"
-REPLACE_LEDGER = "import/replaced-model.json"
-
-
-class ImportStarted(BaseModel):
-    job_arn: str | None
-    job_name: str
-    started_at: str
-    reused_model_arn: str | None = None
-    replaced_model_arn: str | None = None
-
-
-class ImportStatus(BaseModel):
-    status: str
-    job_arn: str
-    imported_model_arn: str | None = None
-    elapsed_seconds: int
-
-
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-def _message(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Message", ""))
-
-
-def service_time(response: dict[str, Any]) -> datetime:
-    """When Bedrock answered: the HTTP `Date` of a response (or of a ClientError's response); now if it has none."""
-    date = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
-    if date:
-        try:
-            return parsedate_to_datetime(date).astimezone(UTC)
-        except (TypeError, ValueError):
-            pass
-    return datetime.now(UTC)
-
-
-def _as_utc(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if isinstance(value, str):
-        try:
-            return _as_utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
-        except ValueError:
-            return None
-    return None
-
-
-def describe_duration(seconds: float) -> str:
-    """`5400` -> `1 h 30 min (5400 s)`: a person reads the first part, a script the second."""
-    seconds = int(seconds)
-    if seconds < 60:
-        return f"{seconds} s"
-    hours, rest = divmod(seconds, 3600)
-    minutes = rest // 60
-    parts = ([f"{hours} h"] if hours else []) + ([f"{minutes} min"] if minutes else [])
-    return f"{' '.join(parts)} ({seconds} s)"
-
-
-def _is_model_count_quota(message: str) -> bool:
-    lowered = message.lower()
-    return any(hint in lowered for hint in _MODEL_COUNT_QUOTA_HINTS) and not any(
-        hint in lowered for hint in _JOB_QUOTA_HINTS
-    )
-
-
-def translate_bedrock_error(exc: ClientError, action: str) -> Exception:
-    """The named error for a Bedrock ClientError: what the state machine retries, or fails with Bedrock's words."""
-    code, message = _code(exc), _message(exc)
-    lowered = message.lower()
-    retryable = _RETRYABLE_CODES.get(code)
-    if retryable is not None:
-        return retryable(f"{action}: Bedrock answered {code}: {message}")
-    if code == "ServiceQuotaExceededException" and _is_model_count_quota(message):
-        return ImportedModelQuotaReached(
-            f"{action}: {message} Delete an imported model that is no longer needed "
-            "(aws bedrock delete-imported-model) or ask for a higher 'Imported models per account' quota."
-        )
-    if code == "ServiceQuotaExceededException":
-        return ImportQuotaExceeded(f"{action}: another import job is running in this Region (quota 1): {message}")
-    if code == "ValidationException" and any(hint in lowered for hint in _ROLE_NOT_READY_HINTS):
-        return ImportRoleNotReady(f"{action}: Bedrock cannot use the import role yet: {message}")
-    if code == "ConflictException":
-        return ImportedModelExists(f"{action}: {message}")
-    return ImportRejected(f"{action}: {code}: {message}")
-
-
-@dataclass(frozen=True)
-class WaitLedger:
-    """When a wait began, kept under the run prefix: Step Functions retries re-invoke the task with the same input,
-    so the first refusal's time can only be remembered outside the state."""
-
-    s3: Any
-    bucket: str
-    key: str
-
-    def note_refusal(self, at: datetime) -> tuple[float, int]:
-        """Record one more refusal at `at` (Bedrock's time); return (seconds since the first one, refusals so far)."""
-        record = read_record(self.s3, self.bucket, self.key)
-        first = _as_utc(record.get("first_refused_at")) or at
-        refusals = int(record.get("refusals") or 0) + 1
-        put_json(
-            self.s3,
-            self.bucket,
-            self.key,
-            {"first_refused_at": first.isoformat(), "last_refused_at": at.isoformat(), "refusals": refusals},
-        )
-        return max(0.0, (at - first).total_seconds()), refusals
-
-
-def read_record(s3: Any, bucket: str, key: str) -> dict[str, Any]:
-    """A small JSON record under the run prefix; {} when there is none yet."""
-    try:
-        document = get_json(s3, bucket, key)
-    except ClientError as exc:
-        if _code(exc) in {"NoSuchKey", "404"}:
-            return {}
-        raise
-    return document if isinstance(document, dict) else {}
 
 
 def _tag(value: str) -> str:
@@ -208,7 +72,7 @@ def start_import(
     `fail`, `reuse` or `replace` as the input says.
     """
     started_at = (now or datetime.now(UTC)).isoformat()
-    quota = WaitLedger(s3, run.bucket, run.run_prefix + QUOTA_LEDGER)
+    quota = WaitLedger(s3, run.bucket, run.layout.quota_ledger)
     existing = _get_imported_model(bedrock, run.model_name)
     # An earlier attempt of this task may have deleted the old model already (replace, then refused by the quota).
     replaced = _replaced_earlier(s3, run)
@@ -232,12 +96,12 @@ def start_import(
         _require_free_import_slot(bedrock, run, quota, quota_wait_seconds)
         _delete_imported_model(bedrock, model_arn)
         replaced = model_arn
-        put_json(s3, run.bucket, run.run_prefix + REPLACE_LEDGER, {"replaced_model_arn": model_arn})
+        put_json(s3, run.bucket, run.layout.replace_ledger, {"replaced_model_arn": model_arn})
     try:
         response = bedrock.create_model_import_job(**create_job_request(run))
     except ClientError as exc:
-        code, message = _code(exc), _message(exc)
-        if code == "ServiceQuotaExceededException" and not _is_model_count_quota(message):
+        code, message = error_code(exc), error_message(exc)
+        if code == "ServiceQuotaExceededException" and not is_model_count_quota(message):
             raise _quota_refusal(quota, service_time(exc.response), quota_wait_seconds, message) from exc
         if code == "ValidationException" and _JOB_NAME_IN_USE in message.lower():
             # The job name is unique to this execution: an earlier attempt created the job and lost the reply.
@@ -256,7 +120,7 @@ def start_import(
 def _replaced_earlier(s3: Any, run: RunInfo) -> str | None:
     if run.if_exists != "replace":
         return None
-    replaced = read_record(s3, run.bucket, run.run_prefix + REPLACE_LEDGER).get("replaced_model_arn")
+    replaced = read_record(s3, run.bucket, run.layout.replace_ledger).get("replaced_model_arn")
     return str(replaced) if replaced else None
 
 
@@ -276,7 +140,7 @@ def _quota_refusal(ledger: WaitLedger, at: datetime, ceiling: int, message: str)
 
 def _require_free_import_slot(bedrock: Any, run: RunInfo, ledger: WaitLedger, ceiling: int) -> None:
     try:
-        response = bedrock.list_model_import_jobs(statusEquals="InProgress", maxResults=10)
+        response = bedrock.list_model_import_jobs(statusEquals=ImportJobStatus.IN_PROGRESS.value, maxResults=10)
     except ClientError as exc:
         raise translate_bedrock_error(exc, "ListModelImportJobs") from exc
     running = [job for job in response.get("modelImportJobSummaries", []) if job.get("jobName") != run.job_name]
@@ -307,22 +171,22 @@ def check_import(job_arn: str, *, bedrock: Any, timeout_seconds: int) -> ImportS
         raise translate_bedrock_error(exc, "GetModelImportJob") from exc
     status = str(job.get("status") or "")
     answered_at = service_time(job)
-    created = _as_utc(job.get("creationTime")) or answered_at
-    ended = _as_utc(job.get("endTime")) if status != "InProgress" else None
+    created = as_utc(job.get("creationTime")) or answered_at
+    ended = as_utc(job.get("endTime")) if status != ImportJobStatus.IN_PROGRESS else None
     elapsed = int(((ended or answered_at) - created).total_seconds())
-    if status == "Failed":
+    if status == ImportJobStatus.FAILED:
         raise ImportJobFailed(
             f"import job {job_arn} failed after {describe_duration(elapsed)}: "
             f"{job.get('failureMessage') or 'Bedrock gave no failureMessage'}"
         )
-    if status == "InProgress" and elapsed > timeout_seconds:
+    if status == ImportJobStatus.IN_PROGRESS and elapsed > timeout_seconds:
         raise ImportTimedOut(
             f"import job {job_arn} still InProgress after waiting {describe_duration(elapsed)} (ceiling "
             f"{describe_duration(timeout_seconds)}, stack parameter ImportTimeoutSeconds); it keeps running in "
             "Bedrock: check it in the console"
         )
     model_arn = job.get("importedModelArn")
-    if status == "Completed" and not model_arn:
+    if status == ImportJobStatus.COMPLETED and not model_arn:
         # Bedrock has always named the model of a Completed job; if it ever does not, find it by name.
         model = _get_imported_model(bedrock, str(job.get("importedModelName") or ""))
         if model is None:
@@ -337,7 +201,7 @@ def _get_imported_model(bedrock: Any, identifier: str) -> dict[str, Any] | None:
     try:
         return dict(bedrock.get_imported_model(modelIdentifier=identifier))
     except ClientError as exc:
-        if _code(exc) == "ResourceNotFoundException":
+        if error_code(exc) == "ResourceNotFoundException":
             return None
         raise translate_bedrock_error(exc, "GetImportedModel") from exc
 
@@ -352,5 +216,5 @@ def _delete_imported_model(bedrock: Any, model_arn: str) -> None:
     try:
         bedrock.delete_imported_model(modelIdentifier=model_arn)
     except ClientError as exc:
-        if _code(exc) != "ResourceNotFoundException":
+        if error_code(exc) != "ResourceNotFoundException":
             raise translate_bedrock_error(exc, "DeleteImportedModel") from exc

@@ -9,7 +9,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from modelferry.adapters.s3 import list_records
 from modelferry.adapters.settings import NotifySettings
+from modelferry.contract import CopyFailure, ImportJobStatus, NotifyResult, RunLayout, WorkflowState
 from modelferry.errors import NotificationFailed
 
 EVENT_SOURCE = "modelferry"
@@ -92,20 +94,6 @@ class Notification(BaseModel):
     details: dict[str, Any]
 
 
-def error_message(cause: str | None) -> str:
-    """What a person reads of a failure's Cause: a Lambda failure's is a JSON document holding `errorMessage`;
-    other causes are plain text."""
-    if not cause:
-        return ""
-    try:
-        document = json.loads(cause)
-    except ValueError:
-        return cause
-    if isinstance(document, dict):
-        return str(document.get("errorMessage") or document.get("Cause") or cause)
-    return cause
-
-
 def _duration(start: str | None, end: datetime) -> int | None:
     if not start:
         return None
@@ -132,55 +120,57 @@ def _cost(units: int | None, settings: NotifySettings) -> dict[str, Any] | None:
     }
 
 
-def success_notification(state: dict[str, Any], execution_id: str, settings: NotifySettings) -> Notification:
-    run = state["plan"]["run"]
-    verify = state.get("verify") or {}
-    model = verify.get("model") or {}
-    started = state.get("import") or {}
-    reused = (state.get("import_status") or {}).get("status") == "Reused"
+def success_notification(state: WorkflowState, settings: NotifySettings) -> Notification:
+    run, plan, verify = state.run, state.plan, state.verify
+    if run is None or plan is None or verify is None:
+        raise ValueError("a succeeded execution's state holds plan and verify results")
+    started = state.import_
+    status = state.import_status
+    reused = status is not None and status.status == ImportJobStatus.REUSED
+    model = verify.model
     now = datetime.now(UTC)
+    cost = _cost(model.custom_model_units, settings)
     details = {
         "outcome": "succeeded",
-        "execution_id": execution_id,
-        "repo_id": run["repo_id"],
-        "commit": run["commit"],
-        "model_name": run["model_name"],
-        "imported_model_arn": model.get("model_arn"),
-        "s3_uri": run["s3_uri"],
-        "job_arn": started.get("job_arn"),
+        "execution_id": state.execution.id,
+        "repo_id": run.repo_id,
+        "commit": run.commit,
+        "model_name": run.model_name,
+        "imported_model_arn": model.model_arn,
+        "s3_uri": run.s3_uri,
+        "job_arn": started.job_arn if started else None,
         "reused": reused,
-        "replaced_model_arn": started.get("replaced_model_arn"),
-        "files": state["plan"]["manifest"]["file_count"],
-        "bytes": state["plan"]["manifest"]["total_bytes"],
-        "duration_seconds": _duration(run.get("started_at"), now),
-        "import_seconds": (state.get("import_status") or {}).get("elapsed_seconds"),
-        "validation": state.get("validation"),
-        "verification": {k: verify.get(k) for k in _VERIFICATION_FIELDS},
-        "model": model,
-        "cost": _cost(model.get("custom_model_units"), settings),
+        "replaced_model_arn": started.replaced_model_arn if started else None,
+        "files": plan.manifest.file_count,
+        "bytes": plan.manifest.total_bytes,
+        "duration_seconds": _duration(run.started_at, now),
+        "import_seconds": status.elapsed_seconds if status else None,
+        "validation": state.validation.model_dump(mode="json") if state.validation else None,
+        "verification": verify.model_dump(mode="json", include=set(_VERIFICATION_FIELDS)),
+        "model": model.model_dump(mode="json"),
+        "cost": cost,
     }
     if reused:
         what = (
-            f"{run['model_name']} already existed in Amazon Bedrock, so nothing was imported; it answered a test "
-            f"prompt. Source: {run['repo_id']} (commit {run['commit'][:12]})."
+            f"{run.model_name} already existed in Amazon Bedrock, so nothing was imported; it answered a test "
+            f"prompt. Source: {run.repo_id} (commit {run.commit[:12]})."
         )
     else:
         what = (
-            f"{run['repo_id']} (commit {run['commit'][:12]}) is imported into Amazon Bedrock as {run['model_name']} "
+            f"{run.repo_id} (commit {run.commit[:12]}) is imported into Amazon Bedrock as {run.model_name} "
             "and answered a test prompt."
         )
     lines = [
         what,
         "",
-        f"Model ARN:  {model.get('model_arn')}",
-        f"Weights:    {run['s3_uri']} ({details['files']} files, {details['bytes']} bytes)",
+        f"Model ARN:  {model.model_arn}",
+        f"Weights:    {run.s3_uri} ({details['files']} files, {details['bytes']} bytes)",
         f"Took:       {details['duration_seconds']} s in all, {details['import_seconds']} s importing",
-        f"Reply:      {(verify.get('reply') or '')[:300]!r} ({verify.get('latency_ms')} ms, "
-        f"{verify.get('total_tokens')} tokens, finish_reason {verify.get('finish_reason')})",
+        f"Reply:      {verify.reply[:300]!r} ({verify.latency_ms} ms, "
+        f"{verify.total_tokens} tokens, finish_reason {verify.finish_reason})",
     ]
     if details["replaced_model_arn"]:
         lines.insert(3, f"Replaced:   {details['replaced_model_arn']} (deleted, as if_exists=replace asked)")
-    cost = details["cost"]
     if cost:
         lines.append(
             f"Cost:       {cost['custom_model_units_per_copy']} Custom Model Units per copy: about "
@@ -194,53 +184,41 @@ def success_notification(state: dict[str, Any], execution_id: str, settings: Not
     return Notification(
         outcome="succeeded",
         subject=_subject(
-            f"modelferry: {run['model_name']} {'verified (already imported)' if reused else 'imported and verified'}"
+            f"modelferry: {run.model_name} {'verified (already imported)' if reused else 'imported and verified'}"
         ),
         text="\n".join(lines),
         details=details,
     )
 
 
-def _text(value: Any) -> str | None:
-    """A request field as short printable text, or None (the input may hold anything)."""
-    return value[:100] if isinstance(value, str) and value.isprintable() else None
-
-
-def failure_notification(
-    state: dict[str, Any], execution_id: str, copy_failures: list[dict[str, str]] | None = None
-) -> Notification:
+def failure_notification(state: WorkflowState, copy_failures: list[CopyFailure] | None = None) -> Notification:
     """`copy_failures`: what each failed file recorded (the Map itself reports only how many items failed)."""
-    failure = state.get("failure") or {}
-    error = str(failure.get("Error") or "Unknown")
-    message = error_message(failure.get("Cause"))
-    stage = state.get("failed_stage") or "unknown stage"
-    run = (state.get("plan") or {}).get("run") or {}
-    # Before Plan succeeded, the request is the execution input itself (kept as `request` when Plan failed); it may
-    # not even be an object.
-    kept = state.get("request")
-    request: dict[str, Any] = kept if isinstance(kept, dict) else state
-    model_name = run.get("model_name") or _text(request.get("model_name")) or "model"
-    repo_id = run.get("repo_id") or _text(request.get("repo_id")) or "(no repo_id)"
+    error = state.failure.error if state.failure else "Unknown"
+    message = state.failure.message if state.failure else ""
+    stage = state.failed_stage.label if state.failed_stage else "unknown stage"
+    run = state.run
+    model_name = (run.model_name if run else None) or state.request_field("model_name") or "model"
+    repo_id = (run.repo_id if run else None) or state.request_field("repo_id") or "(no repo_id)"
     copy_failures = copy_failures or []
-    first_error = copy_failures[0]["error"] if copy_failures else error
+    first_error = copy_failures[0].error if copy_failures else error
     next_step = NEXT_STEPS.get(first_error, DEFAULT_NEXT_STEP)
     details = {
         "outcome": "failed",
-        "execution_id": execution_id,
+        "execution_id": state.execution.id,
         "stage": stage,
         "error": error,
         "cause": message,
         "repo_id": repo_id,
         "model_name": model_name,
-        "commit": run.get("commit"),
-        "s3_uri": run.get("s3_uri"),
-        "job_arn": (state.get("import") or {}).get("job_arn"),
-        "failed_files": copy_failures,
+        "commit": run.commit if run else None,
+        "s3_uri": run.s3_uri if run else None,
+        "job_arn": state.import_.job_arn if state.import_ else None,
+        "failed_files": [record.model_dump(mode="json") for record in copy_failures],
         "next_step": next_step,
     }
     lines = [f"Importing {repo_id} as {model_name} failed at {stage}.", "", f"Error:  {error}", f"Cause:  {message}"]
     for record in copy_failures:
-        lines.append(f"File:   {record['path']}: {record['error']}: {record['message']}")
+        lines.append(f"File:   {record.path}: {record.error}: {record.message}")
     lines += ["", f"Next:   {next_step}"]
     text = "\n".join(lines)
     return Notification(
@@ -251,7 +229,18 @@ def failure_notification(
     )
 
 
-def publish(notification: Notification, settings: NotifySettings, *, sns: Any, events: Any) -> dict[str, Any]:
+def copy_failures(s3: Any, bucket: str, layout: RunLayout, limit: int = 5) -> list[CopyFailure]:
+    """What the failed copies of a run recorded (at most `limit`), oldest first."""
+    return [CopyFailure.model_validate(r) for r in list_records(s3, bucket, layout.copy_failures, limit)]
+
+
+def event_detail(notification: Notification) -> dict[str, Any]:
+    """The EventBridge event's detail: the details as data, and the text a person reads (the SNS message's first
+    part), so that a consumer showing the outcome never cuts it out of the SNS body."""
+    return {**notification.details, "text": notification.text}
+
+
+def publish(notification: Notification, settings: NotifySettings, *, sns: Any, events: Any) -> NotifyResult:
     body = f"{notification.text}\n\nDetails:\n{json.dumps(notification.details, indent=2, default=str)}\n"
     message_id = sns.publish(
         TopicArn=settings.topic_arn,
@@ -264,11 +253,11 @@ def publish(notification: Notification, settings: NotifySettings, *, sns: Any, e
             {
                 "Source": EVENT_SOURCE,
                 "DetailType": SUCCEEDED if notification.outcome == "succeeded" else FAILED,
-                "Detail": json.dumps(notification.details, default=str),
+                "Detail": json.dumps(event_detail(notification), default=str),
                 "EventBusName": settings.event_bus_name,
             }
         ]
     )
     if response.get("FailedEntryCount"):
         raise NotificationFailed(f"EventBridge refused the outcome event: {response['Entries']}")
-    return {"sns_message_id": message_id, "subject": notification.subject}
+    return NotifyResult(sns_message_id=message_id, subject=notification.subject)

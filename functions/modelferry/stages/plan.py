@@ -6,77 +6,30 @@ here, before a single weight byte is copied and with nothing under the model pre
 
 from __future__ import annotations
 
-from typing import Any
-
-from pydantic import BaseModel
+from typing import Any, Literal
 
 from modelferry.adapters.hub import HubClient
 from modelferry.adapters.s3 import join_prefix, put_json
 from modelferry.adapters.settings import PlanSettings
+from modelferry.contract import (
+    ExcludedFile,
+    ExecutionInfo,
+    FargateNetwork,
+    HubCheck,
+    Manifest,
+    ManifestEntry,
+    ManifestRef,
+    PlannedCopy,
+    PlanResult,
+    RunContext,
+    RunInfo,
+    RunLayout,
+)
 from modelferry.errors import FileTooLargeForLambda, ModelNotImportable
-from modelferry.manifest import CopyItem, ExcludedFile, Manifest, ManifestEntry, RunContext
 from modelferry.naming import client_request_token, import_job_name, run_id
 from modelferry.request import ImportRequest
 from modelferry.selection import Selection
-from modelferry.stages.copy import COPY_FAILURES_FOLDER
-from modelferry.validation import HubRepoSource, ValidationOptions, ValidationReport, validate
-
-
-class ExecutionInfo(BaseModel):
-    id: str
-    name: str
-    start_time: str
-
-
-class RunInfo(BaseModel):
-    """Everything later stages need about the run; small enough to travel in the state."""
-
-    run_id: str
-    execution_id: str
-    started_at: str
-    repo_id: str
-    revision: str
-    commit: str
-    model_name: str
-    bucket: str
-    model_prefix: str
-    s3_uri: str
-    run_prefix: str
-    job_name: str
-    client_request_token: str
-    import_role_arn: str
-    poll_seconds: int
-    if_exists: str
-    verify_prompt: str
-    verify_expect: str | None
-    verify_max_tokens: int
-    allow_quantized: bool
-    include: tuple[str, ...] = ()
-    exclude: tuple[str, ...] = ()
-
-
-class ManifestRef(BaseModel):
-    bucket: str
-    manifest_key: str
-    items_key: str
-    file_count: int
-    total_bytes: int
-    fargate_files: int
-
-
-class FargateNetwork(BaseModel):
-    """Where the Fargate copy task runs (only used when a file is above the Lambda threshold)."""
-
-    subnets: list[str]
-    security_groups: list[str]
-    assign_public_ip: str
-
-
-class PlanResult(BaseModel):
-    run: RunInfo
-    manifest: ManifestRef
-    validation: dict[str, Any]
-    fargate: FargateNetwork
+from modelferry.validation import HubRepoSource, Severity, ValidationOptions, validate
 
 
 def plan(
@@ -90,15 +43,15 @@ def plan(
     run_prefix = join_prefix(settings.runs_prefix, request.model_name, the_run_id)
     model_prefix = join_prefix(settings.model_prefix, request.model_name, commit)
     bucket = settings.model_bucket
+    layout = RunLayout(run_prefix)
 
     report = validate(
         HubRepoSource(hub, request.repo_id, commit, files=hub_files),
         ValidationOptions(allow_quantized=request.allow_quantized, selection=selection),
     )
-    report_key = f"{run_prefix}validation/hub-report.json"
-    put_json(s3, bucket, report_key, report.to_json_dict())
+    put_json(s3, bucket, layout.hub_report, report.to_json_dict())
     if report.verdict == "failed":
-        raise ModelNotImportable(f"{request.repo_id}@{commit[:12]} cannot be imported: {_error_summary(report)}")
+        raise ModelNotImportable(f"{request.repo_id}@{commit[:12]} cannot be imported: {report.error_summary()}")
 
     entries: list[ManifestEntry] = []
     excluded: list[ExcludedFile] = []
@@ -128,16 +81,12 @@ def plan(
         excluded=excluded,
     )
     run_context = RunContext(
-        repo_id=request.repo_id,
-        commit=commit,
-        bucket=bucket,
-        run_id=the_run_id,
-        failures_prefix=f"{run_prefix}{COPY_FAILURES_FOLDER}",
+        repo_id=request.repo_id, commit=commit, bucket=bucket, run_id=the_run_id, run_prefix=run_prefix
     )
-    manifest_key = f"{run_prefix}manifest.json"
-    items_key = f"{run_prefix}copy-items.json"
-    put_json(s3, bucket, manifest_key, manifest.model_dump(mode="json"))
-    put_json(s3, bucket, items_key, [CopyItem(file=e, run=run_context).model_dump(mode="json") for e in entries])
+    put_json(s3, bucket, layout.manifest, manifest.model_dump(mode="json"))
+    put_json(
+        s3, bucket, layout.copy_items, [PlannedCopy(file=e, run=run_context).model_dump(mode="json") for e in entries]
+    )
 
     return PlanResult(
         run=RunInfo(
@@ -166,13 +115,17 @@ def plan(
         ),
         manifest=ManifestRef(
             bucket=bucket,
-            manifest_key=manifest_key,
-            items_key=items_key,
+            manifest_key=layout.manifest,
+            items_key=layout.copy_items,
             file_count=len(entries),
             total_bytes=manifest.total_bytes,
             fargate_files=sum(1 for e in entries if e.runner == "fargate"),
         ),
-        validation={"verdict": report.verdict, "report_key": report_key, **_counts(report)},
+        validation=HubCheck(
+            verdict=report.verdict,
+            report_key=layout.hub_report,
+            **{s.value: len(report.by_severity(s)) for s in Severity},
+        ),
         fargate=FargateNetwork(
             subnets=_split(settings.copy_task_subnets),
             security_groups=_split(settings.copy_task_security_groups),
@@ -185,7 +138,7 @@ def _split(csv: str) -> list[str]:
     return [part.strip() for part in csv.split(",") if part.strip()]
 
 
-def _runner_for(path: str, size: int, settings: PlanSettings) -> str:
+def _runner_for(path: str, size: int, settings: PlanSettings) -> Literal["lambda", "fargate"]:
     if size <= settings.lambda_max_file_bytes:
         return "lambda"
     if settings.copy_task_enabled:
@@ -195,24 +148,3 @@ def _runner_for(path: str, size: int, settings: PlanSettings) -> str:
         "(stack parameter LambdaMaxFileBytes), and no Fargate copy task is configured (stack parameter "
         "CopyTaskImageUri): configure the image, or raise the threshold if the file copies within 15 minutes"
     )
-
-
-def _counts(report: ValidationReport) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for finding in report.findings:
-        severity = finding_severity(finding)
-        counts[severity] = counts.get(severity, 0) + 1
-    return counts
-
-
-def _error_summary(report: ValidationReport, limit: int = 5) -> str:
-    errors = [f for f in report.findings if finding_severity(f) == "error"]
-    shown = "; ".join(f"{f.code} ({f.path or 'repository'}): {f.message}" for f in errors[:limit])
-    more = f"; and {len(errors) - limit} more" if len(errors) > limit else ""
-    return shown + more
-
-
-def finding_severity(finding: Any) -> str:
-    """Severity as plain text, whether the engine stores an Enum or a string."""
-    severity = finding.severity
-    return str(getattr(severity, "value", severity))

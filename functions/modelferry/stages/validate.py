@@ -6,26 +6,25 @@ from __future__ import annotations
 from typing import Any
 
 from botocore.exceptions import ClientError
-from pydantic import BaseModel
 
+from modelferry.adapters.aws import is_missing
 from modelferry.adapters.s3 import get_json, put_json
+from modelferry.contract import (
+    META_BLOB_SHA1,
+    META_FIXED_SHA256,
+    META_SHA256,
+    AppliedFixSummary,
+    Manifest,
+    ManifestEntry,
+    RunInfo,
+    ValidateResult,
+)
 from modelferry.errors import CopyIncomplete, ModelValidationFailed
-from modelferry.manifest import META_BLOB_SHA1, META_FIXED_SHA256, META_SHA256, Manifest, ManifestEntry
 from modelferry.selection import Selection
-from modelferry.stages.plan import RunInfo, finding_severity
-from modelferry.validation import S3PrefixSource, ValidationOptions, apply_fixes, validate
+from modelferry.validation import S3PrefixSource, Severity, ValidationOptions, apply_fixes, validate
 
 
-class CheckResult(BaseModel):
-    verdict: str
-    files_verified: int
-    bytes_verified: int
-    fixes: list[dict[str, Any]]
-    report_key: str
-    warnings: int
-
-
-def check_copied_model(run: RunInfo, manifest_key: str, *, s3: Any) -> CheckResult:
+def check_copied_model(run: RunInfo, manifest_key: str, *, s3: Any) -> ValidateResult:
     manifest = Manifest.model_validate(get_json(s3, run.bucket, manifest_key))
     problems = [p for p in (_problem(s3, manifest.bucket, entry) for entry in manifest.files) if p]
     if problems:
@@ -35,6 +34,7 @@ def check_copied_model(run: RunInfo, manifest_key: str, *, s3: Any) -> CheckResu
             f"{len(problems)} of {len(manifest.files)} planned files are not verified in S3: {shown}{more}"
         )
 
+    layout = run.layout
     source = S3PrefixSource(s3, run.bucket, run.model_prefix)
     options = ValidationOptions(
         allow_quantized=run.allow_quantized, selection=Selection(include=run.include, exclude=run.exclude)
@@ -42,24 +42,24 @@ def check_copied_model(run: RunInfo, manifest_key: str, *, s3: Any) -> CheckResu
     report = validate(source, options)
     applied = []
     if report.verdict == "fixable":
-        applied = apply_fixes(source, report, backup_prefix=f"{run.run_prefix}original/")
+        applied = apply_fixes(source, report, backup_prefix=layout.originals)
         report = validate(source, options)
 
-    report_key = f"{run.run_prefix}validation/s3-report.json"
+    fixes = [AppliedFixSummary.model_validate(fix.to_json_dict()) for fix in applied]
     document = report.to_json_dict()
-    document["fixes"] = [_dump(fix) for fix in applied]
-    put_json(s3, run.bucket, report_key, document)
-    errors = [f for f in report.findings if finding_severity(f) == "error"]
+    document["fixes"] = [fix.model_dump(mode="json") for fix in fixes]
+    put_json(s3, run.bucket, layout.s3_report, document)
     if report.verdict == "failed":
-        details = "; ".join(f"{f.code} ({f.path or 'model'}): {f.message}" for f in errors[:5])
-        raise ModelValidationFailed(f"the copied model at s3://{run.bucket}/{run.model_prefix} fails: {details}")
-    return CheckResult(
+        raise ModelValidationFailed(
+            f"the copied model at s3://{run.bucket}/{run.model_prefix} fails: {report.error_summary(whole='model')}"
+        )
+    return ValidateResult(
         verdict=report.verdict,
         files_verified=len(manifest.files),
         bytes_verified=manifest.total_bytes,
-        fixes=[_dump(fix) for fix in applied],
-        report_key=report_key,
-        warnings=sum(1 for f in report.findings if finding_severity(f) == "warning"),
+        fixes=fixes,
+        report_key=layout.s3_report,
+        warnings=len(report.by_severity(Severity.WARNING)),
     )
 
 
@@ -67,7 +67,7 @@ def _problem(s3: Any, bucket: str, entry: ManifestEntry) -> str | None:
     try:
         head = s3.head_object(Bucket=bucket, Key=entry.key)
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+        if is_missing(exc):
             return f"{entry.path}: missing"
         raise
     metadata = head.get("Metadata", {})
@@ -80,7 +80,3 @@ def _problem(s3: Any, bucket: str, entry: ManifestEntry) -> str | None:
     if entry.blob_id and metadata.get(META_BLOB_SHA1) != entry.blob_id:
         return f"{entry.path}: git blob sha1 not recorded as verified"
     return None
-
-
-def _dump(fix: Any) -> dict[str, Any]:
-    return fix.model_dump(mode="json") if hasattr(fix, "model_dump") else dict(vars(fix))

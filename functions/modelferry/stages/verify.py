@@ -13,9 +13,11 @@ import time
 from typing import Any
 
 from botocore.exceptions import ClientError
-from pydantic import BaseModel
 
+from modelferry.adapters.aws import error_code, error_message
+from modelferry.adapters.bedrock import WaitLedger, describe_duration, service_time, translate_bedrock_error
 from modelferry.adapters.s3 import put_json
+from modelferry.contract import ModelDescription, RunInfo, VerifyResult
 from modelferry.errors import (
     BedrockThrottled,
     BedrockUnavailable,
@@ -24,11 +26,7 @@ from modelferry.errors import (
     ModelNotReadyTimedOut,
     VerificationFailed,
 )
-from modelferry.stages.import_ import WaitLedger, describe_duration, service_time, translate_bedrock_error
-from modelferry.stages.plan import RunInfo
 
-NOT_READY_LEDGER = "verify/not-ready.json"
-RESULT_KEY = "verify/result.json"
 _SNIPPET = 300
 
 # What to look at when InvokeModel refuses for good, by error code.
@@ -39,25 +37,6 @@ _INVOKE_HINTS = {
     "ModelErrorException": "the model failed while answering: check its weights and config.json",
     "ModelTimeoutException": "the model took too long to answer",
 }
-
-
-class ModelDescription(BaseModel):
-    model_arn: str
-    architecture: str | None
-    instruct_supported: bool | None
-    custom_model_units: int | None
-    custom_model_units_version: str | None
-
-
-class VerifyResult(BaseModel):
-    model: ModelDescription
-    reply: str
-    reasoning: str | None
-    finish_reason: str
-    prompt_tokens: int
-    completion_tokens: int
-    total_tokens: int
-    latency_ms: int
 
 
 def chat_request(prompt: str, max_tokens: int) -> dict[str, Any]:
@@ -95,22 +74,21 @@ def verify_model(
         )
         raw = response["body"].read()
     except ClientError as exc:
-        ledger = WaitLedger(s3, run.bucket, run.run_prefix + NOT_READY_LEDGER)
+        ledger = WaitLedger(s3, run.bucket, run.layout.not_ready_ledger)
         raise _invoke_error(exc, model_arn, ledger, not_ready_budget_seconds) from exc
     latency_ms = int((time.monotonic() - started) * 1000)
     result = check_reply(raw, description, latency_ms, run.verify_expect)
     put_json(
         s3,
         run.bucket,
-        run.run_prefix + RESULT_KEY,
+        run.layout.verify_result,
         {"prompt": run.verify_prompt, "expect": run.verify_expect, **result.model_dump(mode="json")},
     )
     return result
 
 
 def _invoke_error(exc: ClientError, model_arn: str, ledger: WaitLedger, budget: int) -> Exception:
-    error = exc.response.get("Error", {})
-    code, message = str(error.get("Code", "")), str(error.get("Message", ""))
+    code, message = error_code(exc), error_message(exc)
     if code == "ModelNotReadyException":
         waited, attempts = ledger.note_refusal(service_time(exc.response))
         if waited >= budget:

@@ -26,9 +26,17 @@ from typing import Any
 from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 from pydantic import BaseModel, ConfigDict, Field
 
+from modelferry.adapters.aws import error_code, is_missing
 from modelferry.adapters.hub import HubClient
+from modelferry.contract import (
+    META_BLOB_SHA1,
+    META_SHA256,
+    META_SOURCE_COMMIT,
+    META_SOURCE_REPO,
+    CopyResult,
+    ManifestEntry,
+)
 from modelferry.errors import ChecksumMismatch, InvalidRequest, StorageAccessDenied, TransferInterrupted
-from modelferry.manifest import META_BLOB_SHA1, META_SHA256, META_SOURCE_COMMIT, META_SOURCE_REPO, ManifestEntry
 from modelferry.transfer.hub_reader import HubFileReader, RetryPolicy
 
 logger = logging.getLogger(__name__)
@@ -57,7 +65,6 @@ _S3_DENIED = {"AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId", "Accoun
 # What is still failing after botocore's own retries (the caller configures standard retry mode), or an upload
 # aborted under our feet (the bucket's lifecycle rule): worth a retry of the whole copy by the state machine.
 _S3_TRANSIENT = {"SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout", "NoSuchUpload"}
-_S3_MISSING = {"404", "NoSuchKey", "NotFound"}
 
 
 class TransferOptions(BaseModel):
@@ -85,19 +92,6 @@ class TransferOptions(BaseModel):
         default=120.0, ge=0, description="Wall time this copy may pause for Hub 429s before raising HubRateLimited."
     )
     hub_timeout_seconds: float = Field(default=30.0, gt=0, description="Connect and per-read timeout.")
-
-
-class CopyResult(BaseModel):
-    path: str
-    key: str
-    size: int
-    sha256: str | None = Field(description="sha256 of the bytes copied (for a skipped file: the recorded one).")
-    skipped: bool = Field(description="The object was already there, verified: nothing was read from the Hub.")
-    bytes_copied: int
-    seconds: float
-    parts: int = Field(description="1 for a single PutObject, 0 when skipped.")
-    part_size: int
-    peak_buffered_bytes: int = Field(description="Most bytes held in part buffers at once.")
 
 
 def part_size_for(size: int, options: TransferOptions) -> int:
@@ -238,7 +232,7 @@ class _Target:
         try:
             yield
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
+            code = error_code(exc)
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
             if code in _S3_DENIED or status == 403:
                 raise StorageAccessDenied(f"S3 refused {where}: {code}") from exc
@@ -304,7 +298,7 @@ def _verified_copy(s3: Any, bucket: str, entry: ManifestEntry) -> dict[str, str]
         with target.errors("HeadObject"):
             head = s3.head_object(Bucket=bucket, Key=entry.key)
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in _S3_MISSING:
+        if is_missing(exc):
             return None
         raise
     metadata: dict[str, str] = head.get("Metadata", {})

@@ -1,4 +1,6 @@
-"""What Bedrock Custom Model Import accepts, in one place (sources: /work/shared/FACTS.md, "Amazon Bedrock CMI").
+"""What Bedrock Custom Model Import accepts, in one place. Source: the Amazon Bedrock User Guide, "Import a
+customized model into Amazon Bedrock"
+(https://docs.aws.amazon.com/bedrock/latest/userguide/model-customization-import-model.html).
 
 The service keys on `config.json` `model_type` (its rejection messages list lowercase names), so that is what the
 architecture rule checks; the architectures list matters only where the documentation names one.

@@ -34,6 +34,13 @@ class ValidationReport:
     def by_severity(self, severity: Severity) -> list[Finding]:
         return [f for f in self.findings if f.severity is severity]
 
+    def error_summary(self, limit: int = 5, whole: str = "repository") -> str:
+        """The first `limit` errors, one clause each, for an error message."""
+        errors = self.by_severity(Severity.ERROR)
+        shown = "; ".join(f"{f.code} ({f.path or whole}): {f.message}" for f in errors[:limit])
+        more = f"; and {len(errors) - limit} more" if len(errors) > limit else ""
+        return shown + more
+
     def to_json_dict(self) -> dict[str, Any]:
         return {
             "verdict": self.verdict,

@@ -15,12 +15,15 @@ import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from modelferry.adapters.hub import HubClient, HubFile
-from modelferry.manifest import META_FIXED_SHA256
+from modelferry.adapters.aws import error_code
+from modelferry.contract import META_FIXED_SHA256
+
+if TYPE_CHECKING:  # the S3 validation stage must not load the Hub client (httpx, huggingface_hub)
+    from modelferry.adapters.hub import HubClient, HubFile
 
 SMALL_FILE_MAX_BYTES = 16 * 1024 * 1024
 # Not part of the model: git metadata and huggingface_hub's download cache inside a `--local-dir` folder.
@@ -191,7 +194,7 @@ class S3PrefixSource(WritableSource):
                 IfNoneMatch="*",  # only the first attempt backs up: a retry's "original" may be fixed already
             )
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "PreconditionFailed":
+            if error_code(exc) != "PreconditionFailed":
                 raise
         digest = hashlib.sha256(fixed)
         self.s3.put_object(

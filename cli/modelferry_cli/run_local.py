@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout  # looked up per call, so redirected output is honoured
-    from modelferry_cli.local.hub_server import DEMO_REPO_ID
+    from modelferry_cli.local.hub import DEMO_REPO_ID
 
     hf_endpoint = os.environ.get("HF_ENDPOINT")
     if args.repo and not hf_endpoint:

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from modelferry_cli.local.hub_server import LocalHub
+from modelferry_cli.local.hub import LocalHub
 from modelferry_cli.local.model_factory import gpt_oss_repo
 from modelferry_cli.local.rig import BUCKET, REGION, LocalRig
 from tests.reliability.helpers import cause_message, keys, s3

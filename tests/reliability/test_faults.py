@@ -18,7 +18,7 @@ import pytest
 
 from modelferry.manifest import META_SOURCE_COMMIT
 from modelferry_cli.local import template as cfn
-from modelferry_cli.local.hub_server import LocalHub
+from modelferry_cli.local.hub import LocalHub
 from modelferry_cli.local.model_factory import gpt_oss_repo
 from modelferry_cli.local.rig import BUCKET, REGION, REPO_ROOT, ExecutionReport, LocalRig
 from modelferry_cli.local.s3_faults import S3Faults, s3_faults

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from modelferry.manifest import Manifest
-from modelferry_cli.local.bedrock_emulator import EmulatorBehaviour
-from modelferry_cli.local.hub_server import LocalHub
+from modelferry_cli.local.bedrock import EmulatorBehaviour
+from modelferry_cli.local.hub import LocalHub
 from modelferry_cli.local.model_factory import generic_repo, gpt_oss_repo
 from modelferry_cli.local.rig import BUCKET, ExecutionReport, LocalRig
 from tests.reliability import table

@@ -21,8 +21,8 @@ import pytest
 
 from modelferry.observability import logger as powertools_logger
 from modelferry.observability import metrics
-from modelferry_cli.local.bedrock_emulator import EmulatorBehaviour
-from modelferry_cli.local.hub_server import LocalHub
+from modelferry_cli.local.bedrock import EmulatorBehaviour
+from modelferry_cli.local.hub import LocalHub
 from modelferry_cli.local.model_factory import gpt_oss_repo
 from modelferry_cli.local.rig import BUCKET, REGION, LocalRig
 from tests.reliability.helpers import keys, s3

@@ -32,7 +32,7 @@ from modelferry.errors import (
 from modelferry.hub import HubClient
 from modelferry.manifest import META_BLOB_SHA1, META_SHA256, META_SOURCE_COMMIT, META_SOURCE_REPO, ManifestEntry
 from modelferry.transfer import CopyResult, TransferOptions, copy_file, part_size_for
-from modelferry_cli.local.hub_server import LocalHub
+from modelferry_cli.local.hub import LocalHub
 from modelferry_cli.local.model_factory import safetensors_bytes
 
 MiB = 1024 * 1024

@@ -12,7 +12,7 @@ from moto import mock_aws
 
 from modelferry.hub import HubClient
 from modelferry.validation import HubRepoSource, LocalFolderSource, S3PrefixSource, ValidationOptions, validate
-from modelferry_cli.local.hub_server import LocalHub
+from modelferry_cli.local.hub import LocalHub
 from modelferry_cli.local.model_factory import write_repo
 from tests.fixtures import validation_repos as repos
 from tests.fixtures.validation_repos import Files

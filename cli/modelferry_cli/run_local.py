@@ -9,6 +9,7 @@ import sys
 from typing import Any, TextIO
 
 from modelferry.notifications import error_message
+from modelferry_cli.local import extra
 from modelferry_cli.local.rig import ExecutionReport, LocalRig
 
 DEMO_MODEL_NAME = "gpt-oss-tiny-demo"
@@ -24,6 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout  # looked up per call, so redirected output is honoured
+    if not extra.check_installed(out):
+        return 2
     from modelferry_cli.local.hub import DEMO_REPO_ID
 
     hf_endpoint = os.environ.get("HF_ENDPOINT")

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from modelferry_cli.local.bedrock_emulator import EmulatorBehaviour
-from modelferry_cli.local.hub_server import LocalHub
+from modelferry_cli.local.bedrock import EmulatorBehaviour
+from modelferry_cli.local.hub import LocalHub
 from modelferry_cli.local.rig import LocalRig, no_registry_fetch
 
 # huggingface_hub would fetch its agent registry from huggingface.co on the first Hub call of the session.

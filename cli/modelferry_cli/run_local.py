@@ -9,6 +9,7 @@ import sys
 from typing import Any, TextIO
 
 from modelferry.contract import cause_message
+from modelferry_cli.local import extra
 from modelferry_cli.local.rig import ExecutionReport, LocalRig
 
 DEMO_MODEL_NAME = "gpt-oss-tiny-demo"
@@ -24,7 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout  # looked up per call, so redirected output is honoured
-    from modelferry_cli.local.hub_server import DEMO_REPO_ID
+    if not extra.check_installed(out):
+        return 2
+    from modelferry_cli.local.hub import DEMO_REPO_ID
 
     hf_endpoint = os.environ.get("HF_ENDPOINT")
     if args.repo and not hf_endpoint:

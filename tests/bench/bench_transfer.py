@@ -107,7 +107,7 @@ def make_model(folder: Path, scale: float) -> Path:
 
 @contextmanager
 def local_hub(folder: Path) -> Iterator[tuple[str, str]]:
-    command = [sys.executable, "-m", "modelferry_cli.local.hub_server", "--port", "0"]
+    command = [sys.executable, "-m", "modelferry_cli.local.hub", "--port", "0"]
     command += ["--repo", f"{REPO}={folder}", "--bandwidth", str(HUB_BANDWIDTH)]
     print("starting the local Hub (it hashes the shards first)...", flush=True)
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as hub:  # noqa: S603

@@ -1,4 +1,4 @@
-"""Fixtures and checks shared by the reliability suite (issue 7): the real definition on the local rig, with faults.
+"""Fixtures and checks shared by the reliability suite: the real definition on the local rig, with faults.
 
 Pauses the code asks for (the copy's Hub back-off and 429 waits, botocore's retry back-off) are recorded, not slept,
 as the rig already does for Wait states and Retry intervals: faults cost no wall time and no assertion is timed.
@@ -17,8 +17,8 @@ import pytest
 from modelferry.stages import copy as copy_stage
 from modelferry.transfer import hub_reader
 from modelferry.transfer.engine import TransferOptions, copy_file
-from tests.reliability import table
-from tests.reliability.helpers import MiB
+from tests.support import reliability_table as table
+from tests.support.local_run import MiB
 
 # Multipart with files of a few MiB: 1 MiB parts (S3 wants 5 MiB; moto is told to accept 1 MiB).
 SMALL_PARTS = TransferOptions(

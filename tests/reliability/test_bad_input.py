@@ -1,4 +1,4 @@
-"""Bad input through the real first state (issue 7): hypothesis makes up malformed execution inputs and each one runs
+"""Bad input through the real first state: hypothesis makes up malformed execution inputs and each one runs
 through the real definition on the local rig. Plan must refuse it with InvalidRequest naming the field, before any
 side effect: not one S3 object, not one request to the Hub, no other task run; the failure is notified. The same
 holds when the request comes as an EventBridge event (the rule starts the state machine with the event's detail);
@@ -19,10 +19,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from modelferry_cli.local.hub_server import LocalHub
+from modelferry_cli.local.hub import LocalHub
 from modelferry_cli.local.model_factory import gpt_oss_repo
 from modelferry_cli.local.rig import BUCKET, REGION, LocalRig
-from tests.reliability.helpers import cause_message, keys, s3
+from tests.support.local_run import cause_message, keys, s3
 
 pytestmark = pytest.mark.workflow
 

@@ -1,4 +1,4 @@
-"""Fault injection through the real state machine (issue 7): every case runs the real definition on the local rig,
+"""Fault injection through the real state machine: every case runs the real definition on the local rig,
 with a fault switched on in the local Hub, S3 (moto, through `s3_faults`), the copy Lambda or the Bedrock emulator,
 and asserts the final status, the notification and the S3 state: every object under the model prefix is a planned
 file whose bytes hash to what the Hub published, and no multipart upload is left open.
@@ -18,12 +18,11 @@ import pytest
 
 from modelferry.contract import META_SOURCE_COMMIT
 from modelferry_cli.local import template as cfn
-from modelferry_cli.local.hub_server import LocalHub
+from modelferry_cli.local.hub import LocalHub
 from modelferry_cli.local.model_factory import gpt_oss_repo
 from modelferry_cli.local.rig import BUCKET, REGION, REPO_ROOT, ExecutionReport, LocalRig
-from modelferry_cli.local.s3_faults import S3Faults, s3_faults
-from tests.reliability import table
-from tests.reliability.helpers import (
+from tests.support import reliability_table as table
+from tests.support.local_run import (
     PrefixState,
     assert_notified,
     assert_only_verified_objects,
@@ -36,6 +35,7 @@ from tests.reliability.helpers import (
     s3,
     shard_repo,
 )
+from tests.support.s3_faults import S3Faults, s3_faults
 
 pytestmark = [pytest.mark.workflow, pytest.mark.usefixtures("commit")]
 

@@ -1,4 +1,4 @@
-"""Load (issue 7): ten executions of ten different models started at once on the local rig.
+"""Load: ten executions of ten different models started at once on the local rig.
 
 All must end SUCCEEDED, their imports must follow one another (Bedrock runs one import job per Region: the others
 are refused with ServiceQuotaExceededException and wait), and no execution may write outside its own prefixes. The
@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 
 from modelferry.contract import Manifest
-from modelferry_cli.local.bedrock_emulator import EmulatorBehaviour
-from modelferry_cli.local.hub_server import LocalHub
+from modelferry_cli.local.bedrock import EmulatorBehaviour
+from modelferry_cli.local.hub import LocalHub
 from modelferry_cli.local.model_factory import generic_repo, gpt_oss_repo
 from modelferry_cli.local.rig import BUCKET, ExecutionReport, LocalRig
-from tests.reliability import table
-from tests.reliability.helpers import assert_only_verified_objects, cause_message, keys, open_uploads, s3
+from tests.support import reliability_table as table
+from tests.support.local_run import assert_only_verified_objects, cause_message, keys, open_uploads, s3
 
 pytestmark = pytest.mark.workflow
 

@@ -1,4 +1,4 @@
-"""Secrets (issue 7): the Hugging Face token comes from Secrets Manager only and appears nowhere else.
+"""Secrets: the Hugging Face token comes from Secrets Manager only and appears nowhere else.
 
 A run copies a gated repository with a token (the rig stores it in Secrets Manager, as the stack does). The token
 must have been used (the Hub saw it on every API and resolve request; the copy of a gated repo succeeded) and must
@@ -21,11 +21,11 @@ import pytest
 
 from modelferry.adapters.observability import logger as powertools_logger
 from modelferry.adapters.observability import metrics
-from modelferry_cli.local.bedrock_emulator import EmulatorBehaviour
-from modelferry_cli.local.hub_server import LocalHub
+from modelferry_cli.local.bedrock import EmulatorBehaviour
+from modelferry_cli.local.hub import LocalHub
 from modelferry_cli.local.model_factory import gpt_oss_repo
 from modelferry_cli.local.rig import BUCKET, REGION, LocalRig
-from tests.reliability.helpers import keys, s3
+from tests.support.local_run import keys, s3
 
 pytestmark = pytest.mark.workflow
 

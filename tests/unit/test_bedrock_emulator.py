@@ -29,7 +29,7 @@ from moto import mock_aws
 from moto.server import ThreadedMotoServer
 from safetensors.numpy import save
 
-from modelferry_cli.local.bedrock_emulator import (
+from modelferry_cli.local.bedrock import (
     SUPPORTED_ARCHITECTURES,
     BedrockEmulator,
     custom_model_units_for,
@@ -771,7 +771,7 @@ def test_standalone_process_against_a_moto_server() -> None:
             [
                 sys.executable,
                 "-m",
-                "modelferry_cli.local.bedrock_emulator",
+                "modelferry_cli.local.bedrock",
                 "--port",
                 "0",
                 "--s3-endpoint",

@@ -17,7 +17,7 @@ from moto.server import ThreadedMotoServer
 
 from modelferry.adapters.hub import HubClient
 from modelferry.contract import CopyItem, ManifestEntry, RunContext
-from modelferry_cli.local.hub_server import LocalHub
+from modelferry_cli.local.hub import LocalHub
 from modelferry_cli.local.model_factory import safetensors_bytes
 
 REPO = "org/task-model"

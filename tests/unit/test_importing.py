@@ -502,7 +502,7 @@ def test_durations_read_for_people_and_scripts(seconds: int, text: str) -> None:
 
 def test_against_the_emulator_the_ceiling_counts_the_simulated_seconds(s3: Any) -> None:
     """The local rig's emulator runs its clock ahead by the waits it skipped: the ceiling is reached without waiting."""
-    from modelferry_cli.local.bedrock_emulator import BedrockEmulator, EmulatorBehaviour
+    from modelferry_cli.local.bedrock import BedrockEmulator, EmulatorBehaviour
 
     skipped = [0.0]
     behaviour = EmulatorBehaviour(import_never_completes=True)

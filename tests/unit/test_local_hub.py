@@ -31,7 +31,7 @@ from huggingface_hub.errors import (
 from huggingface_hub.hf_api import RepoFile, RepoFolder
 from huggingface_hub.utils import hf_raise_for_status, parse_ratelimit_headers
 
-from modelferry_cli.local.hub_server import DEMO_REPO_ID, LocalHub, git_blob_sha1
+from modelferry_cli.local.hub import DEMO_REPO_ID, LocalHub, git_blob_sha1
 from modelferry_cli.local.model_factory import gpt_oss_repo, write_repo
 
 REPO = "openai-tiny/gpt-oss-test"
@@ -432,7 +432,7 @@ def test_stop_closes_idle_keep_alive_connections_and_the_socket() -> None:
 
 def test_command_line_serves_the_demo_repo_until_sigterm() -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "modelferry_cli.local.hub_server", "--port", "0", "--demo"],
+        [sys.executable, "-m", "modelferry_cli.local.hub", "--port", "0", "--demo"],
         stdout=subprocess.PIPE,
         text=True,
     )

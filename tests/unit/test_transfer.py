@@ -39,7 +39,7 @@ from modelferry.errors import (
 )
 from modelferry.transfer import hub_reader
 from modelferry.transfer.engine import TransferOptions, copy_file, part_size_for
-from modelferry_cli.local.hub_server import LocalHub
+from modelferry_cli.local.hub import LocalHub
 from modelferry_cli.local.model_factory import safetensors_bytes
 
 MiB = 1024 * 1024

@@ -13,11 +13,11 @@ import pytest
 from moto import mock_aws
 
 from modelferry_cli import validate_cmd
-from modelferry_cli.local.hub_server import LocalHub
+from modelferry_cli.local.hub import LocalHub
 from modelferry_cli.local.model_factory import write_repo
 from modelferry_cli.main import main
-from tests.fixtures import validation_repos as repos
-from tests.fixtures.validation_repos import INDEX
+from tests.support import validation_repos as repos
+from tests.support.validation_repos import INDEX
 
 
 def cli(*argv: str) -> int:

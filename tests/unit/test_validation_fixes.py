@@ -13,10 +13,10 @@ from moto import mock_aws
 
 from modelferry.adapters.hub import HubClient
 from modelferry.validation import HubRepoSource, LocalFolderSource, S3PrefixSource, apply_fixes, validate
-from modelferry_cli.local.hub_server import LocalHub
+from modelferry_cli.local.hub import LocalHub
 from modelferry_cli.local.model_factory import write_repo
-from tests.fixtures import validation_repos as repos
-from tests.fixtures.validation_repos import INDEX, edit_json
+from tests.support import validation_repos as repos
+from tests.support.validation_repos import INDEX, edit_json
 
 BUCKET = "models"
 PREFIX = "models/gpt-oss/"

@@ -14,8 +14,8 @@ import pytest
 from modelferry.selection import Selection
 from modelferry.validation import CODES, LocalFolderSource, Severity, ValidationOptions, ValidationReport, validate
 from modelferry_cli.local.model_factory import generic_repo, gpt_oss_repo, safetensors_bytes, write_repo
-from tests.fixtures import validation_repos as repos
-from tests.fixtures.validation_repos import INDEX, Files, edit_json, shards, without
+from tests.support import validation_repos as repos
+from tests.support.validation_repos import INDEX, Files, edit_json, shards, without
 
 DOCS = Path(__file__).parents[2] / "docs" / "validation.md"
 

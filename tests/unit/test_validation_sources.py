@@ -12,10 +12,10 @@ from moto import mock_aws
 
 from modelferry.adapters.hub import HubClient
 from modelferry.validation import HubRepoSource, LocalFolderSource, S3PrefixSource, ValidationOptions, validate
-from modelferry_cli.local.hub_server import LocalHub
+from modelferry_cli.local.hub import LocalHub
 from modelferry_cli.local.model_factory import write_repo
-from tests.fixtures import validation_repos as repos
-from tests.fixtures.validation_repos import Files
+from tests.support import validation_repos as repos
+from tests.support.validation_repos import Files
 
 BUCKET = "models"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from modelferry.validation import LocalFolderSource, validate
-from tests.fixtures.validation_repos import sparse_llama_repo
+from tests.support.validation_repos import sparse_llama_repo
 
 
 def test_a_210_gb_text_model_exceeds_the_limit_after_reading_a_few_hundred_kb(tmp_path: Path):

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from modelferry_cli.local import events_capture as capture
-from modelferry_cli.local.hub_server import DEMO_REPO_ID, LocalHub
+from modelferry_cli.local.hub import DEMO_REPO_ID, LocalHub
 from modelferry_cli.local.model_factory import generic_repo, gpt_oss_repo
 from modelferry_cli.local.moto_patches import FakeLambdaContext, resolve_handler
 from modelferry_cli.local.rig import LocalRig

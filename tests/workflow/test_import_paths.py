@@ -15,8 +15,8 @@ from typing import Any
 import boto3
 import pytest
 
-from modelferry_cli.local.bedrock_emulator import EmulatorBehaviour
-from modelferry_cli.local.hub_server import LocalHub
+from modelferry_cli.local.bedrock import EmulatorBehaviour
+from modelferry_cli.local.hub import LocalHub
 from modelferry_cli.local.model_factory import gpt_oss_repo
 from modelferry_cli.local.rig import BUCKET, REGION, ExecutionReport, LocalRig
 

@@ -8,7 +8,7 @@ from contextlib import redirect_stdout
 
 import pytest
 
-from modelferry_cli.local.hub_server import LocalHub
+from modelferry_cli.local.hub import LocalHub
 from modelferry_cli.local.model_factory import generic_repo
 from modelferry_cli.main import main
 

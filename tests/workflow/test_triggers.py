@@ -29,7 +29,7 @@ from moto.events.models import EventPattern
 from modelferry.request import parse_request
 from modelferry_cli import watch_view
 from modelferry_cli.local import events_capture
-from modelferry_cli.local.hub_server import LocalHub
+from modelferry_cli.local.hub import LocalHub
 from modelferry_cli.local.model_factory import generic_repo, gpt_oss_repo
 from modelferry_cli.local.moto_patches import FakeLambdaContext, resolve_handler
 from modelferry_cli.local.rig import BUCKET, REGION, LocalRig

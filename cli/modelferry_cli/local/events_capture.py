@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from modelferry_cli.local.hub_server import DEMO_REPO_ID, LocalHub
+from modelferry_cli.local.hub import DEMO_REPO_ID, LocalHub
 from modelferry_cli.local.model_factory import generic_repo, gpt_oss_repo
 from modelferry_cli.local.rig import REPO_ROOT, LocalRig
 

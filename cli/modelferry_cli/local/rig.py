@@ -29,7 +29,7 @@ from unittest import mock
 import boto3
 
 from modelferry_cli.local import template as cfn
-from modelferry_cli.local.bedrock_emulator import BedrockEmulator, EmulatorBehaviour
+from modelferry_cli.local.bedrock import BedrockEmulator, EmulatorBehaviour
 from modelferry_cli.local.moto_patches import (
     FakeLambdaContext,
     SimulatedClock,
@@ -238,7 +238,7 @@ class LocalRig:
         self._trigger_queues = self._wire_triggers(template)
 
     def _start_local_hub(self) -> str:
-        from modelferry_cli.local.hub_server import DEMO_REPO_ID, LocalHub
+        from modelferry_cli.local.hub import DEMO_REPO_ID, LocalHub
         from modelferry_cli.local.model_factory import gpt_oss_repo
 
         self.hub = self._stack.enter_context(LocalHub())

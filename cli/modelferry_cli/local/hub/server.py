@@ -1,309 +1,35 @@
-"""A local stand-in for the Hugging Face Hub, with switchable faults (dev/test only, never deployed).
-
-It answers the requests huggingface_hub 1.33 and plain httpx make, with the Hub's headers, status codes and error
-codes, so the project's Hub client runs unchanged against it: model info, tree listing, paths-info, auth-check,
-`/resolve/` (LFS files redirect to a "CDN" on another host name, as the real Hub does), ranged reads. Faults
-(429, 5xx, connection resets, truncated or corrupted bodies, ignored ranges) and a per-stream bandwidth cap let
-transfer and reliability tests reproduce what a real copy meets. Repos are served from memory or streamed from disk.
-
-    with LocalHub() as hub:
-        commit = hub.add_repo("org/model", gpt_oss_repo())
-        HfApi(endpoint=hub.url).model_info("org/model", files_metadata=True)
-
-Run `python -m modelferry_cli.local.hub_server --demo` to serve a generated GPT-OSS repo to other processes.
-"""
+"""The local Hub's HTTP side: the server, its request log, and the handler that answers as huggingface.co does."""
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import fnmatch
-import hashlib
 import json
-import math
-import signal
 import socket
 import struct
 import sys
 import threading
 import time
-from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
-from modelferry_cli.local.model_factory import gpt_oss_repo
-
-DEMO_REPO_ID = "modelferry-demo/gpt-oss-tiny"
-
-LFS_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
-LFS_SIZE_THRESHOLD = 10 * 1024 * 1024  # the Hub refuses plain-git files above 10 MiB: anything bigger is LFS
-CHUNK_SIZE = 64 * 1024
-_FIRST_COMMIT_TIME = datetime(2025, 8, 5, tzinfo=UTC)  # fixed, so commit shas are the same on every run
-_AUTHOR = b"LocalHub <localhub@modelferry.invalid>"
-
-FaultKind = Literal[
-    "rate_limit", "server_error", "reset_after", "truncate", "corrupt", "ignore_range", "forbidden_gated"
-]
-Endpoint = Literal["api", "resolve", "cdn"]
-
-_FAULT_PARAMS: dict[str, dict[str, int | None]] = {  # accepted parameters and their defaults
-    "rate_limit": {"reset_seconds": 1},
-    "server_error": {"status": 500},
-    "reset_after": {"after_bytes": 0},
-    "truncate": {"after_bytes": None},  # None: half of the body
-    "corrupt": {"offset": 0},
-    "ignore_range": {},
-    "forbidden_gated": {},
-}
-_STATUS_FAULTS = frozenset({"rate_limit", "server_error", "forbidden_gated"})
-_STREAM_FAULTS = frozenset({"reset_after", "truncate", "corrupt"})
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Content: blobs, commits, repos
-
-
-def git_blob_sha1(data: bytes) -> str:
-    """The id git (and the Hub's `oid`/`blobId`) gives a file's bytes."""
-    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
-
-
-def lfs_pointer(sha256: str, size: int) -> bytes:
-    """The small text file git stores in place of an LFS file; the Hub's `oid` for LFS files is this pointer's id."""
-    return f"version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\nsize {size}\n".encode()
-
-
-def is_lfs(path: str, size: int) -> bool:
-    return path.endswith(LFS_SUFFIXES) or size > LFS_SIZE_THRESHOLD
-
-
-@dataclass(frozen=True)
-class Blob:
-    """One file's bytes (in memory, or a file on disk streamed on demand) and the ids the Hub publishes for it."""
-
-    size: int
-    git_oid: str
-    sha256: str | None  # LFS files only: the Hub publishes no sha256 for plain git files
-    content: bytes | Path
-
-    @property
-    def pointer_size(self) -> int:
-        return len(lfs_pointer(self.sha256 or "", self.size))
-
-    def chunks(self, start: int, end: int) -> Iterator[bytes]:
-        """Bytes [start, end) in pieces of at most CHUNK_SIZE."""
-        if isinstance(self.content, bytes):
-            view = memoryview(self.content)
-            for offset in range(start, end, CHUNK_SIZE):
-                yield bytes(view[offset : min(offset + CHUNK_SIZE, end)])
-            return
-        with self.content.open("rb") as stream:
-            stream.seek(start)
-            position = start
-            while position < end and (chunk := stream.read(min(CHUNK_SIZE, end - position))):
-                position += len(chunk)
-                yield chunk
-
-    def read(self, start: int, end: int) -> bytes:
-        return b"".join(self.chunks(start, min(end, self.size)))
-
-
-def blob_from_bytes(path: str, data: bytes) -> Blob:
-    if is_lfs(path, len(data)):
-        sha256 = hashlib.sha256(data).hexdigest()
-        return Blob(len(data), git_blob_sha1(lfs_pointer(sha256, len(data))), sha256, data)
-    return Blob(len(data), git_blob_sha1(data), None, data)
-
-
-_disk_digests: dict[tuple[str, int, int, bool], str] = {}
-_disk_digests_lock = threading.Lock()
-
-
-def blob_from_file(path: str, source: Path) -> Blob:
-    """A blob streamed from disk, hashed once per (file, size, mtime) per process: benchmark files are multi-GiB."""
-    stat = source.stat()
-    lfs = is_lfs(path, stat.st_size)
-    key = (str(source.resolve()), stat.st_size, stat.st_mtime_ns, lfs)
-    with _disk_digests_lock:
-        digest = _disk_digests.get(key)
-    if digest is None:
-        hasher = hashlib.sha256() if lfs else hashlib.sha1(b"blob %d\0" % stat.st_size, usedforsecurity=False)
-        with source.open("rb") as stream:
-            while chunk := stream.read(1 << 20):
-                hasher.update(chunk)
-        digest = hasher.hexdigest()
-        with _disk_digests_lock:
-            _disk_digests[key] = digest
-    if lfs:
-        return Blob(stat.st_size, git_blob_sha1(lfs_pointer(digest, stat.st_size)), digest, source)
-    return Blob(stat.st_size, digest, None, source)
-
-
-class CommitRef(NamedTuple):
-    sha: str
-    title: str
-    date: str  # ISO 8601, as the Hub writes it
-
-
-@dataclass(frozen=True)
-class Commit:
-    ref: CommitRef
-    files: dict[str, Blob]
-    tree_oids: dict[str, str]  # folder path ("" for the root) -> git tree id
-    last_commits: dict[str, CommitRef]  # file or folder path -> the latest commit that changed it
-
-    @property
-    def sha(self) -> str:
-        return self.ref.sha
-
-    def oid(self, path: str) -> str | None:
-        blob = self.files.get(path)
-        return blob.git_oid if blob is not None else self.tree_oids.get(path)
-
-
-def _git_tree_oids(files: Mapping[str, Blob]) -> dict[str, str]:
-    """Real git tree ids for every folder, computed bottom-up, so folder `oid`s look and behave like the Hub's."""
-    entries: dict[str, dict[str, tuple[bytes, str]]] = defaultdict(dict)  # folder -> name -> (mode, oid)
-    entries[""] = {}
-    for path, blob in files.items():
-        folder, _, name = path.rpartition("/")
-        entries[folder][name] = (b"100644", blob.git_oid)
-        while folder:
-            entries.setdefault(folder.rpartition("/")[0], {})
-            folder = folder.rpartition("/")[0]
-    oids: dict[str, str] = {}
-    for folder in sorted(entries, key=lambda f: f.count("/") + bool(f), reverse=True):  # deepest first
-        children = dict(entries[folder])
-        prefix = f"{folder}/" if folder else ""
-        children |= {
-            sub.removeprefix(prefix): (b"40000", oid)
-            for sub, oid in oids.items()
-            if sub.startswith(prefix) and "/" not in sub.removeprefix(prefix)
-        }
-        body = b"".join(
-            b"%s %s\0" % (mode, name.encode()) + bytes.fromhex(oid)
-            for name, (mode, oid) in sorted(
-                children.items(), key=lambda kv: kv[0] + ("/" if kv[1][0] == b"40000" else "")
-            )
-        )
-        oids[folder] = hashlib.sha1(b"tree %d\0" % len(body) + body, usedforsecurity=False).hexdigest()
-    return oids
-
-
-def _iso(when: datetime) -> str:
-    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _make_commit(files: dict[str, Blob], parent: Commit | None, title: str, when: datetime) -> Commit:
-    tree_oids = _git_tree_oids(files)
-    epoch = int(when.timestamp())
-    body = b"tree %s\n" % tree_oids[""].encode()
-    if parent is not None:
-        body += b"parent %s\n" % parent.sha.encode()
-    body += b"author %s %d +0000\ncommitter %s %d +0000\n\n%s\n" % (_AUTHOR, epoch, _AUTHOR, epoch, title.encode())
-    sha = hashlib.sha1(b"commit %d\0" % len(body) + body, usedforsecurity=False).hexdigest()
-    ref = CommitRef(sha, title, _iso(when))
-    last_commits = {}
-    for path in [*files, *tree_oids]:
-        oid = files[path].git_oid if path in files else tree_oids[path]
-        unchanged = parent.last_commits[path] if parent is not None and parent.oid(path) == oid else None
-        last_commits[path] = unchanged or ref
-    return Commit(ref, dict(sorted(files.items())), tree_oids, last_commits)
-
-
-@dataclass
-class _Repo:
-    repo_id: str
-    created: str
-    private: bool = False
-    gated: bool = False
-    token: str | None = None
-    branches: dict[str, str] = field(default_factory=dict)
-    commits: dict[str, Commit] = field(default_factory=dict)
-
-    def resolve(self, revision: str) -> Commit | None:
-        return self.commits.get(self.branches.get(revision, revision))
-
-    def grants(self, token: str | None) -> bool:
-        return self.token is not None and token == self.token
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Faults and the request log
-
-
-@dataclass
-class Fault:
-    """One armed fault. `remaining` counts down per matching request (None: forever); `hits` counts up."""
-
-    kind: FaultKind
-    path_glob: str
-    on: frozenset[str]
-    remaining: int | None
-    params: dict[str, Any]
-    hits: int = 0
-
-
-class Faults:
-    """Faults armed at run time: each applies to the first `times` requests that match it, then disarms.
-
-    `path_glob` is matched against the repo file path for resolve and CDN requests, against the URL path for API
-    requests. `on` picks the endpoints ("resolve", "cdn", "api"). Parameters per kind (defaults in brackets):
-    rate_limit(reset_seconds [1]) answers 429 with the Hub's RateLimit headers; server_error(status [500]);
-    reset_after(after_bytes [0]) sends the headers and that many body bytes then resets the connection;
-    truncate(after_bytes [half]) declares the full Content-Length, sends fewer bytes and closes;
-    corrupt(offset [0]) flips one byte at that offset of the body (the last byte if the body is shorter);
-    ignore_range answers a Range request with 200 and the whole body; forbidden_gated answers 403 GatedRepo.
-    Body faults only count requests that carry a body (a HEAD or a redirect never consumes them).
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._armed: list[Fault] = []
-
-    def add(
-        self,
-        kind: FaultKind,
-        *,
-        path_glob: str = "*",
-        times: int | None = 1,
-        on: Iterable[Endpoint] = ("resolve", "cdn"),
-        **params: int,
-    ) -> Fault:
-        if kind not in _FAULT_PARAMS:
-            raise ValueError(f"unknown fault kind {kind!r}: expected one of {sorted(_FAULT_PARAMS)}")
-        if times is not None and times < 1:
-            raise ValueError(f"times must be at least 1 (or None for every request), got {times}")
-        unknown = set(params) - set(_FAULT_PARAMS[kind])
-        if unknown:
-            raise TypeError(f"fault {kind!r} takes {sorted(_FAULT_PARAMS[kind])}, not {sorted(unknown)}")
-        fault = Fault(kind, path_glob, frozenset(on), times, _FAULT_PARAMS[kind] | params)
-        with self._lock:
-            self._armed.append(fault)
-        return fault
-
-    def clear(self) -> None:
-        with self._lock:
-            self._armed.clear()
-
-    def take(self, kinds: Iterable[str], endpoint: Endpoint, path: str) -> Fault | None:
-        """The first armed fault of one of `kinds` matching this request, counted as fired."""
-        kinds = frozenset(kinds)
-        with self._lock:
-            for fault in self._armed:
-                if fault.kind in kinds and endpoint in fault.on and fnmatch.fnmatchcase(path, fault.path_glob):
-                    fault.hits += 1
-                    if fault.remaining is not None:
-                        fault.remaining -= 1
-                        if fault.remaining <= 0:
-                            self._armed.remove(fault)
-                    return fault
-        return None
+from modelferry_cli.local.hub.faults import STATUS_FAULTS, STREAM_FAULTS, Endpoint, Fault, Faults
+from modelferry_cli.local.hub.repository import (
+    FIRST_COMMIT_TIME,
+    Blob,
+    Commit,
+    Repo,
+    blob_from_bytes,
+    blob_from_file,
+    iso_time,
+    make_commit,
+    model_info,
+    tree_entry,
+)
 
 
 class RequestRecord(NamedTuple):
@@ -329,7 +55,7 @@ class LocalHub:
         self.bandwidth_bytes_per_s = bandwidth_bytes_per_s
         self.tree_page_size = tree_page_size
         self._port = port
-        self._repos: dict[str, _Repo] = {}
+        self._repos: dict[str, Repo] = {}
         self._lfs_store: dict[str, Blob] = {}  # sha256 -> blob: what the CDN serves
         self._lock = threading.Lock()
         self._log: list[RequestRecord] = []
@@ -409,14 +135,14 @@ class LocalHub:
             content = {name: blob_from_bytes(name, data) for name, data in files.items()}
         with self._lock:
             repo = self._repos.get(repo_id)
-            when = _FIRST_COMMIT_TIME + timedelta(hours=len(repo.commits) if repo is not None else 0)
+            when = FIRST_COMMIT_TIME + timedelta(hours=len(repo.commits) if repo is not None else 0)
             if repo is None:
-                repo = self._repos[repo_id] = _Repo(repo_id, created=_iso(when))
+                repo = self._repos[repo_id] = Repo(repo_id, created=iso_time(when))
             repo.gated = repo.gated if gated is None else gated
             repo.private = repo.private if private is None else private
             repo.token = repo.token if token is None else token
             parent = repo.resolve(revision) if revision in repo.branches else None
-            commit = _make_commit(content, parent, message or f"Upload {len(content)} files", when)
+            commit = make_commit(content, parent, message or f"Upload {len(content)} files", when)
             repo.commits[commit.sha] = commit
             repo.branches[revision] = commit.sha
             self._lfs_store |= {blob.sha256: blob for blob in content.values() if blob.sha256 is not None}
@@ -449,7 +175,7 @@ class LocalHub:
             self._in_flight -= 1
             self._all_logged.notify_all()
 
-    def _repo(self, repo_id: str) -> _Repo | None:
+    def _repo(self, repo_id: str) -> Repo | None:
         with self._lock:
             return self._repos.get(repo_id)
 
@@ -609,7 +335,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _status_fault(self, endpoint: Endpoint, path: str) -> bool:
         """Answer with an armed status fault (429, 5xx, 403 GatedRepo) if one matches; True if it did."""
-        fault = self.hub.faults.take(_STATUS_FAULTS, endpoint, path)
+        fault = self.hub.faults.take(STATUS_FAULTS, endpoint, path)
         if fault is None:
             return False
         if fault.kind == "rate_limit":
@@ -634,7 +360,7 @@ class _Handler(BaseHTTPRequestHandler):
             )
         return True
 
-    def _accessible_repo(self, repo_id: str, *, content: bool) -> _Repo | None:
+    def _accessible_repo(self, repo_id: str, *, content: bool) -> Repo | None:
         """The repo if this request may see it (its files, if `content`); otherwise answer as the Hub does.
 
         Unknown and private repos look alike: 401 RepoNotFound without a token, 404 with one. A gated repo's
@@ -656,7 +382,7 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         return repo
 
-    def _commit(self, repo: _Repo, revision: str) -> Commit | None:
+    def _commit(self, repo: Repo, revision: str) -> Commit | None:
         commit = repo.resolve(revision)
         if commit is None:
             self._send_error(404, "RevisionNotFound", f"Invalid rev id: {revision}")
@@ -679,7 +405,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif action in ("", "revision") and self.command == "GET" and len(args) == (1 if action else 0):
             commit = self._commit(repo, unquote(args[0]) if args else "main")
             if commit is not None:
-                self._send_json(200, _model_info(repo, commit, blobs=_flag(query, "blobs")))
+                self._send_json(200, model_info(repo, commit, blobs=_flag(query, "blobs")))
         elif action == "tree" and self.command == "GET" and args:
             commit = self._commit(repo, unquote(args[0]))
             if commit is not None:
@@ -689,7 +415,7 @@ class _Handler(BaseHTTPRequestHandler):
             if commit is not None:
                 form = parse_qs(body.decode())
                 expand = _flag(form, "expand")
-                entries = [_entry(commit, p, expand) for p in form.get("paths", []) if commit.oid(p) is not None]
+                entries = [tree_entry(commit, p, expand) for p in form.get("paths", []) if commit.oid(p) is not None]
                 self._send_json(200, entries)
         else:
             self._send_error(404, None, "Not Found")
@@ -711,7 +437,7 @@ class _Handler(BaseHTTPRequestHandler):
         if start + len(page) < len(paths):  # the Hub pages with a Link header, as GitHub does
             params = f"recursive={str(recursive).lower()}&expand={str(expand).lower()}&cursor={start + len(page)}"
             headers["Link"] = f'<http://{self.headers.get("Host")}{path}?{params}>; rel="next"'
-        self._send_json(200, [_entry(commit, p, expand) for p in page], headers)
+        self._send_json(200, [tree_entry(commit, p, expand) for p in page], headers)
 
     # /{repo_id}/resolve/{revision}/{path} and the CDN
 
@@ -773,7 +499,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_head(status, headers, end - start)
         if self.command == "HEAD":
             return
-        fault = self.hub.faults.take(_STREAM_FAULTS, endpoint, file_path)
+        fault = self.hub.faults.take(STREAM_FAULTS, endpoint, file_path)
         self._stream(blob, start, end, fault)
 
     def _stream(self, blob: Blob, start: int, end: int, fault: Fault | None) -> None:
@@ -810,7 +536,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# JSON shapes
+# Request parsing
 
 
 def _flag(params: Mapping[str, list[str]], name: str) -> bool:
@@ -831,127 +557,3 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | Literal["unsatisfi
     if start >= size:
         return "unsatisfiable"
     return start, min(int(last) + 1, size) if last else size
-
-
-def _entry(commit: Commit, path: str, expand: bool) -> dict[str, Any]:
-    """A tree / paths-info entry, as RepoFile and RepoFolder parse them."""
-    blob = commit.files.get(path)
-    if blob is None:
-        entry: dict[str, Any] = {"type": "directory", "oid": commit.tree_oids[path], "size": 0, "path": path}
-    else:
-        entry = {"type": "file", "oid": blob.git_oid, "size": blob.size, "path": path}
-        if blob.sha256 is not None:
-            entry["lfs"] = {"oid": blob.sha256, "size": blob.size, "pointerSize": blob.pointer_size}
-    if expand:
-        last = commit.last_commits[path]
-        entry["lastCommit"] = {"id": last.sha, "title": last.title, "date": last.date}
-        if blob is not None:
-            entry["securityFileStatus"] = {
-                "status": "safe",
-                "avScan": {"virusFound": False, "virusNames": None},
-                "pickleImportScan": None,
-            }
-    return entry
-
-
-def _model_info(repo: _Repo, commit: Commit, *, blobs: bool) -> dict[str, Any]:
-    siblings = []
-    for path, blob in commit.files.items():
-        sibling: dict[str, Any] = {"rfilename": path}
-        if blobs:
-            sibling |= {"size": blob.size, "blobId": blob.git_oid}
-            if blob.sha256 is not None:
-                sibling["lfs"] = {"sha256": blob.sha256, "size": blob.size, "pointerSize": blob.pointer_size}
-        siblings.append(sibling)
-    author, _, _ = repo.repo_id.rpartition("/")
-    info: dict[str, Any] = {
-        "_id": hashlib.sha1(repo.repo_id.encode(), usedforsecurity=False).hexdigest()[:24],
-        "id": repo.repo_id,
-        "modelId": repo.repo_id,
-        "author": author or None,
-        "sha": commit.sha,
-        "lastModified": commit.ref.date,
-        "createdAt": repo.created,
-        "private": repo.private,
-        "gated": "manual" if repo.gated else False,
-        "disabled": False,
-        "downloads": 0,
-        "likes": 0,
-        "library_name": "transformers",
-        "tags": ["transformers", "safetensors"],
-        "siblings": siblings,
-        "spaces": [],
-        "usedStorage": sum(blob.size for blob in commit.files.values()),
-    }
-    config = _small_json(commit.files.get("config.json"))
-    if isinstance(config, dict):
-        keys = ("architectures", "model_type", "quantization_config")
-        info["config"] = {key: config[key] for key in keys if key in config}
-    parameters = _safetensors_parameters(commit)
-    if parameters:
-        info["safetensors"] = {"parameters": parameters, "total": sum(parameters.values())}
-    return info
-
-
-def _small_json(blob: Blob | None) -> Any:
-    if blob is None or blob.size > 1 << 20:
-        return None
-    try:
-        return json.loads(blob.read(0, blob.size))
-    except ValueError:
-        return None
-
-
-def _safetensors_parameters(commit: Commit) -> dict[str, int]:
-    """Parameters per dtype across the root-level safetensors files, read from their headers (as the Hub does).
-
-    Files that are not real safetensors (benchmarks serve random bytes under that name) are skipped.
-    """
-    counts: Counter[str] = Counter()
-    for path, blob in commit.files.items():
-        if "/" in path or not path.endswith(".safetensors") or blob.size < 8:
-            continue
-        (header_size,) = struct.unpack("<Q", blob.read(0, 8))
-        if header_size > min(blob.size - 8, 100 << 20):  # safetensors caps headers at 100 MB
-            continue
-        file_counts: Counter[str] = Counter()
-        try:
-            for name, tensor in json.loads(blob.read(8, 8 + header_size)).items():
-                if name != "__metadata__":
-                    file_counts[tensor["dtype"]] += math.prod(tensor["shape"])
-        except (ValueError, KeyError, TypeError, AttributeError):
-            continue
-        counts += file_counts
-    return dict(counts)
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Command line
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Serve model repos over a local Hugging Face Hub stand-in.")
-    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
-    parser.add_argument("--repo", action="append", default=[], metavar="ORG/NAME=FOLDER", help="serve a folder")
-    parser.add_argument("--demo", action="store_true", help=f"serve a generated GPT-OSS repo as {DEMO_REPO_ID}")
-    parser.add_argument("--bandwidth", type=int, default=None, metavar="BYTES_PER_S", help="cap each stream")
-    args = parser.parse_args(argv)
-    folders = {}
-    for spec in args.repo:
-        repo_id, separator, folder = spec.partition("=")
-        if not separator or not Path(folder).is_dir():
-            parser.error(f"--repo expects ORG/NAME=FOLDER with an existing folder, got {spec!r}")
-        folders[repo_id] = Path(folder)
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    with LocalHub(port=args.port, bandwidth_bytes_per_s=args.bandwidth) as hub:
-        commits = {repo_id: hub.add_repo(repo_id, folder) for repo_id, folder in folders.items()}
-        if args.demo:
-            commits[DEMO_REPO_ID] = hub.add_repo(DEMO_REPO_ID, gpt_oss_repo())
-        print(json.dumps({"url": hub.url, "repos": commits}), flush=True)
-        stop.wait()
-
-
-if __name__ == "__main__":
-    main()

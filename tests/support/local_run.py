@@ -12,7 +12,7 @@ import boto3
 
 from modelferry import contract
 from modelferry.contract import META_BLOB_SHA1, META_FIXED_SHA256, META_SHA256, Manifest
-from modelferry_cli.local.hub_server import git_blob_sha1
+from modelferry_cli.local.hub import git_blob_sha1
 from modelferry_cli.local.model_factory import gpt_oss_repo
 from modelferry_cli.local.rig import BUCKET, REGION, ExecutionReport, LocalRig
 

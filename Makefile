@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements-dev.txt functions/requireme
 help:
 	@echo "make demo   - run the whole workflow locally on a generated GPT-OSS-shaped model"
 	@echo "make test   - run the test suite"
-	@echo "make lint   - ruff, mypy, sam validate --lint, cfn-lint, asl-validator"
+	@echo "make lint   - ruff (with a complexity gate), mypy, sam validate --lint, cfn-lint, asl-validator, checkov, bandit"
 	@echo "make bench  - transfer benchmark against the snapshot_download + upload baseline"
 	@echo "make build  - sam build (needs the Lambda runtime's Python on PATH or in pyenv)"
 	@echo "make deploy - sam deploy --guided"
@@ -73,7 +73,7 @@ $(SCAN_STAMP):
 
 lint: venv sam-venv scan-venv
 	@$(MAKE) --no-print-directory lint-python
-	@$(MAKE) --no-print-directory typecheck || echo "make lint: mypy findings above are not blocking (yet)"
+	@$(MAKE) --no-print-directory typecheck
 	@$(MAKE) --no-print-directory lint-template lint-asl scan
 
 lint-python: venv

@@ -101,6 +101,19 @@ def _judge_artifacts(sizes: dict[str, int], read: Callable[[str], bytes]) -> Art
         raise ArtifactRejectedError("No model weights in .safetensors format were found in the model artifacts.")
     if INDEX_FILE in sizes:
         _check_index(read_json(INDEX_FILE), set(sizes))
+    tokenizer_config = _check_tokenizer(sizes, read_json)
+    return ArtifactInspection(
+        failure_message=None,
+        architecture=architecture,
+        instruct_supported=bool(
+            {"chat_template.jinja", "chat_template.json"} & set(sizes) or "chat_template" in tokenizer_config
+        ),
+        weights_bytes=sum(sizes[name] for name in weights),
+    )
+
+
+def _check_tokenizer(sizes: dict[str, int], read_json: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
+    """The tokenizer files Bedrock needs; returns tokenizer_config.json."""
     if "tokenizer_config.json" not in sizes:
         raise ArtifactRejectedError("tokenizer_config.json was not found in the model artifacts.")
     if "tokenizer.json" not in sizes and "tokenizer.model" not in sizes:
@@ -111,14 +124,7 @@ def _judge_artifacts(sizes: dict[str, int], read: Callable[[str], bytes]) -> Art
     tokenizer_class = tokenizer_config.get("tokenizer_class")
     if tokenizer_class is not None and tokenizer_class not in SUPPORTED_TOKENIZER_CLASSES:
         raise ArtifactRejectedError(f"The tokenizer class {tokenizer_class!r} is not supported.")
-    return ArtifactInspection(
-        failure_message=None,
-        architecture=architecture,
-        instruct_supported=bool(
-            {"chat_template.jinja", "chat_template.json"} & set(sizes) or "chat_template" in tokenizer_config
-        ),
-        weights_bytes=sum(sizes[name] for name in weights),
-    )
+    return tokenizer_config
 
 
 def _check_index(index: dict[str, Any], present: set[str]) -> None:

@@ -17,7 +17,7 @@ function whose values are plain strings (Globals included), AWS_REGION/AWS_DEFAU
 `--env lambda` (the default) the variables Lambda itself sets, LAMBDA_TASK_ROOT among them. That one matters:
 Powertools' Tracer is enabled only inside Lambda, and there it patches every library X-Ray supports at import time
 (httpx included). `--env plain` leaves them out, as the tests and the local rig run. With `--env lambda` the X-Ray SDK
-touches its marker file /tmp/.aws-xray/initialized, as it does in Lambda.
+creates its small marker file in the system's temporary directory, as it does in Lambda.
 
 The time of one run is the cumulative importtime of the top-level imports made by `import <handler module>` (the
 interpreter's own start-up is not counted). The heavy modules (`--heavy`, repeatable; defaults below) are reported as

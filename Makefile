@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 SAM_VENV := .venv-sam
 STAMP := $(VENV)/.installed-$(shell cat requirements-dev.txt functions/requirements.txt pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: help venv demo test lint bench build deploy clean
+.PHONY: help venv demo test lint bench bench-imports build deploy clean
 
 help:
 	@echo "make demo   - run the whole workflow locally on a generated GPT-OSS-shaped model"
@@ -14,6 +14,7 @@ help:
 	@echo "make lint   - ruff (with a complexity gate), mypy, sam validate --lint, cfn-lint, asl-validator, checkov, bandit"
 	@echo "make bench  - transfer benchmark against the snapshot_download + upload baseline"
 	@echo "make build  - sam build (needs the Lambda runtime's Python on PATH or in pyenv)"
+	@echo "make bench-imports - cold-start import time of each Lambda handler, on the sam build artifact"
 	@echo "make deploy - sam deploy --guided"
 
 venv: $(STAMP)
@@ -115,6 +116,12 @@ build: sam-venv
 	fi; \
 	echo "make build: python$(LAMBDA_PYTHON) from $$py_dir"; \
 	PATH="$$py_dir:$$PATH" $(SAM) build
+
+# Import time of every handler module on the built artifact, with the runtime's Python (BENCH_IMPORTS_FLAGS: e.g.
+# `--repeat 9 --json import-times.json`; `--help` lists them).
+BENCH_IMPORTS_FLAGS ?=
+bench-imports: build venv
+	$(PY) tests/bench/bench_handler_imports.py $(BENCH_IMPORTS_FLAGS)
 
 # `make deploy` asks (sam deploy --guided, defaults from samconfig.toml); `make deploy ENV=prod DEPLOY_FLAGS=` does not.
 deploy: build

@@ -110,6 +110,15 @@ def assert_notified(report: ExecutionReport, *, failed_at: str | None = None, er
         assert report.imported_model_arn in message
         return
     assert f"FAILED at {failed_at}" in subject, subject
+    # What the subject says is what the typed state says: the stage the definition recorded.
+    notify_events = [
+        event
+        for function, event, _ in report.lambda_calls
+        if function == "NotifyFunction" and event["execution_id"] == report.execution_arn
+    ]
+    state = contract.NotifyEvent.model_validate(notify_events[-1]).state
+    assert state.failed_stage is not None
+    assert state.failed_stage.label == failed_at
     if error is not None:
         assert error in message, message
         assert json.dumps(report.events[0]["detail"]).count(error) >= 1, report.events[0]["detail"]

@@ -1,4 +1,4 @@
-"""Import, wait and verify (issue 5): one named case per answer Bedrock can give, through the real definition.
+"""Import, wait and verify: one named case per answer Bedrock can give, through the real definition.
 
 Every run goes through moto's interpreter with the real handlers and the Bedrock emulator. Wait and Retry seconds are
 simulated, and the emulator's clock runs ahead by them, so the ceilings (import poll, quota wait, not-ready budget)

@@ -1,4 +1,4 @@
-"""`modelferry run-local`: exit status and the --json contract (issue 2)."""
+"""`modelferry run-local`: exit status and the --json contract."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""One named case per path of the workflow (issue 2): asserting status, history, notifications and S3 state."""
+"""One named case per path of the workflow: asserting status, history, notifications and S3 state."""
 
 from __future__ import annotations
 

@@ -15,9 +15,9 @@ import moto.s3.models
 import pytest
 
 from modelferry.stages import copy as copy_stage
-from modelferry.transfer import hub_reader
 from modelferry.transfer.engine import TransferOptions, copy_file
 from tests.support import reliability_table as table
+from tests.support.clocks import record_hub_reader_pauses
 from tests.support.local_run import MiB
 
 # Multipart with files of a few MiB: 1 MiB parts (S3 wants 5 MiB; moto is told to accept 1 MiB).
@@ -56,15 +56,7 @@ def no_internet(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
 @pytest.fixture(autouse=True)
 def hub_pauses(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """The copy's pauses (back-off after a failed read, waits for a 429's reset), recorded instead of slept."""
-    pauses: list[float] = []
-
-    class Clock:
-        monotonic = staticmethod(hub_reader.time.monotonic)
-        time = staticmethod(hub_reader.time.time)
-        sleep = staticmethod(pauses.append)
-
-    monkeypatch.setattr(hub_reader, "time", Clock)
-    return pauses
+    return record_hub_reader_pauses(monkeypatch)
 
 
 @pytest.fixture(autouse=True)

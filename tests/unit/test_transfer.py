@@ -37,10 +37,10 @@ from modelferry.errors import (
     StorageAccessDenied,
     TransferInterrupted,
 )
-from modelferry.transfer import hub_reader
 from modelferry.transfer.engine import TransferOptions, copy_file, part_size_for
 from modelferry_cli.local.hub import LocalHub
 from modelferry_cli.local.model_factory import safetensors_bytes
+from tests.support.clocks import record_hub_reader_pauses
 
 MiB = 1024 * 1024
 REPO = "org/tiny-model"
@@ -262,7 +262,7 @@ def test_a_wrong_byte_from_the_hub_leaves_no_object_and_no_open_upload(hub, comm
 
 
 def test_a_rate_limit_storm_waits_for_the_hubs_reset_then_copies(hub, commit, s3, entries, monkeypatch) -> None:
-    pauses = record_sleeps(monkeypatch)
+    pauses = record_hub_reader_pauses(monkeypatch)
     entry = entries["model.safetensors"]
     hub.faults.add("rate_limit", on=("resolve",), times=2, reset_seconds=3)
     hub.faults.add("rate_limit", on=("cdn",), times=4, reset_seconds=1)
@@ -427,19 +427,6 @@ def test_s3_access_denied_is_reported_by_name_and_the_upload_aborted(hub, commit
 
 
 # --- helpers -------------------------------------------------------------------------------------------------------
-
-
-def record_sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Record the pauses the reader asks for instead of sleeping them (the reader's clock stays real)."""
-    pauses: list[float] = []
-
-    class Clock:
-        monotonic = staticmethod(hub_reader.time.monotonic)
-        time = staticmethod(hub_reader.time.time)
-        sleep = staticmethod(pauses.append)
-
-    monkeypatch.setattr(hub_reader, "time", Clock)
-    return pauses
 
 
 class _Raw:

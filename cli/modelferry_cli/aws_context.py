@@ -10,7 +10,7 @@ import sys
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import boto3
 from botocore.exceptions import (
@@ -23,6 +23,9 @@ from botocore.exceptions import (
 )
 
 from modelferry.naming import execution_arn
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudformation import CloudFormationClient
 
 STATE_MACHINE_OUTPUT = "StateMachineArn"
 DEFAULT_STACK = "modelferry"
@@ -111,7 +114,7 @@ class StackProblem(Exception):
     """The stack cannot give a state machine (not deployed, wrong Region, not a modelferry stack)."""
 
 
-def state_machine_arn(args: argparse.Namespace, cloudformation: Any) -> str:
+def state_machine_arn(args: argparse.Namespace, cloudformation: CloudFormationClient) -> str:
     """--state-machine, else the stack's StateMachineArn output (CloudFormation DescribeStacks)."""
     if getattr(args, "state_machine", None):
         return str(args.state_machine)

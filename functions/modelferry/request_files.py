@@ -16,7 +16,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import ClientError
 from pydantic import BaseModel
@@ -25,6 +25,10 @@ from modelferry.adapters.aws import error_code, is_missing
 from modelferry.errors import InvalidRequest
 from modelferry.naming import execution_arn
 from modelferry.request import ImportRequest, parse_request
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_stepfunctions import SFNClient
 
 REQUESTS_PREFIX = "requests/"
 RESULT_SUFFIX = ".result.json"
@@ -149,7 +153,7 @@ def is_own_output(key: str) -> bool:
 
 # --- processing ---------------------------------------------------------------------------------------------------
 def start_executions(
-    requests: list[ImportRequest], *, key: str, etag: str, state_machine_arn: str, sfn: Any
+    requests: list[ImportRequest], *, key: str, etag: str, state_machine_arn: str, sfn: SFNClient
 ) -> list[StartedExecution]:
     """One StartExecution per request, named from the file; an execution that already exists counts as started.
 
@@ -189,8 +193,8 @@ def process_request_file(
     key: str,
     etag: str,
     *,
-    s3: Any,
-    sfn: Any,
+    s3: S3Client,
+    sfn: SFNClient,
     state_machine_arn: str,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> RequestFileOutcome:

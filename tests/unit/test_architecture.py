@@ -84,3 +84,15 @@ def test_the_import_verify_and_notify_handlers_load_no_hub_client_and_no_engine(
 def test_the_copy_handler_does_load_the_engine_so_the_check_above_can_fail() -> None:
     loaded = _loaded_by("modelferry.handlers.copy_file")
     assert {"httpx", "huggingface_hub", "modelferry.transfer.engine"} <= loaded
+
+
+HANDLERS = sorted(p.stem for p in (PACKAGE / "handlers").glob("*.py") if p.stem != "__init__")
+
+
+@pytest.mark.parametrize("handler", HANDLERS)
+def test_no_handler_loads_the_boto3_type_stubs(handler: str) -> None:
+    # mypy-boto3-* are development requirements only: imported outside `if TYPE_CHECKING:`, a handler would pass
+    # here with them installed and fail in Lambda, so any of them loaded at run time fails.
+    loaded = _loaded_by(f"modelferry.handlers.{handler}")
+    assert f"modelferry.handlers.{handler}" in loaded
+    assert sorted(name for name in loaded if name.startswith("mypy_boto3")) == []

@@ -7,10 +7,11 @@ whose waits are simulated measures the same way as a deployed one.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -25,6 +26,9 @@ from modelferry.errors import (
     ImportRejected,
     ImportRoleNotReady,
 )
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 # Bedrock reports a role it cannot assume yet (IAM propagation) as a ValidationException; its message is the only
 # thing that tells it apart from a request that will never pass.
@@ -41,7 +45,7 @@ _RETRYABLE_CODES: dict[str, type[Exception]] = {
 }
 
 
-def service_time(response: dict[str, Any]) -> datetime:
+def service_time(response: Mapping[str, Any]) -> datetime:
     """When Bedrock answered: the HTTP `Date` of a response (or of a ClientError's response); now if it has none."""
     date = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
     if date:
@@ -107,7 +111,7 @@ class WaitLedger:
     """When a wait began, kept under the run prefix: Step Functions retries re-invoke the task with the same input,
     so the first refusal's time can only be remembered outside the state."""
 
-    s3: Any
+    s3: S3Client
     bucket: str
     key: str
 

@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from modelferry.adapters.aws import is_missing
 
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
-def put_json(s3: Any, bucket: str, key: str, document: Any) -> None:
+
+def put_json(s3: S3Client, bucket: str, key: str, document: Any) -> None:
     body = json.dumps(document, indent=2, sort_keys=False, default=str).encode()
     s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
 
 
-def get_json(s3: Any, bucket: str, key: str) -> Any:
+def get_json(s3: S3Client, bucket: str, key: str) -> Any:
     return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
 
 
-def read_record(s3: Any, bucket: str, key: str) -> dict[str, Any]:
+def read_record(s3: S3Client, bucket: str, key: str) -> dict[str, Any]:
     """A small JSON record under the run prefix; {} when there is none yet."""
     try:
         document = get_json(s3, bucket, key)
@@ -30,7 +33,7 @@ def read_record(s3: Any, bucket: str, key: str) -> dict[str, Any]:
     return document if isinstance(document, dict) else {}
 
 
-def list_records(s3: Any, bucket: str, prefix: str, limit: int) -> list[dict[str, Any]]:
+def list_records(s3: S3Client, bucket: str, prefix: str, limit: int) -> list[dict[str, Any]]:
     """The JSON records under `prefix`, oldest first, at most `limit`."""
     listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=100).get("Contents", [])
     return [get_json(s3, bucket, obj["Key"]) for obj in sorted(listed, key=lambda o: o["LastModified"])[:limit]]

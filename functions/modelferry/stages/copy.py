@@ -8,7 +8,7 @@ say which file failed and why.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -19,8 +19,13 @@ from modelferry.adapters.settings import CopySettings
 from modelferry.contract import CopyFailure, CopyItem, CopyResult
 from modelferry.transfer.engine import Progress, copy_file
 
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
-def copy_item(item: CopyItem, settings: CopySettings, *, s3: Any, on_progress: Progress | None = None) -> CopyResult:
+
+def copy_item(
+    item: CopyItem, settings: CopySettings, *, s3: S3Client, on_progress: Progress | None = None
+) -> CopyResult:
     """What the copy Lambda and the Fargate copy task both run for one Map item."""
     try:
         with HubClient(settings.hf_endpoint, hub_token(settings.hf_token_secret_arn)) as hub:
@@ -40,7 +45,7 @@ def copy_item(item: CopyItem, settings: CopySettings, *, s3: Any, on_progress: P
     return result
 
 
-def record_failure(s3: Any, item: CopyItem, error: BaseException) -> None:
+def record_failure(s3: S3Client, item: CopyItem, error: BaseException) -> None:
     """Best effort: the copy's own error must reach the state machine even if this write fails."""
     record = CopyFailure(path=item.file.path, error=type(error).__name__, message=str(error)[:1000])
     try:
@@ -49,7 +54,7 @@ def record_failure(s3: Any, item: CopyItem, error: BaseException) -> None:
         return
 
 
-def clear_failure(s3: Any, item: CopyItem) -> None:
+def clear_failure(s3: S3Client, item: CopyItem) -> None:
     try:
         s3.delete_object(Bucket=item.run.bucket, Key=item.run.layout.copy_failure(item.file.path))
     except (BotoCoreError, ClientError):

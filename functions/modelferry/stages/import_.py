@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -32,6 +32,10 @@ from modelferry.errors import (
     ImportRejected,
     ImportTimedOut,
 )
+
+if TYPE_CHECKING:
+    from mypy_boto3_bedrock import BedrockClient
+    from mypy_boto3_s3 import S3Client
 
 # Bedrock's message when a job name is taken: here, by an earlier attempt of this task whose reply was lost.
 _JOB_NAME_IN_USE = "job name is currently in use"
@@ -63,7 +67,7 @@ def create_job_request(run: RunInfo) -> dict[str, Any]:
 
 
 def start_import(
-    run: RunInfo, *, bedrock: Any, s3: Any, quota_wait_seconds: int, now: datetime | None = None
+    run: RunInfo, *, bedrock: BedrockClient, s3: S3Client, quota_wait_seconds: int, now: datetime | None = None
 ) -> ImportStarted:
     """Create this run's import job once, whatever the number of retries; honour `if_exists`.
 
@@ -117,7 +121,7 @@ def start_import(
     )
 
 
-def _replaced_earlier(s3: Any, run: RunInfo) -> str | None:
+def _replaced_earlier(s3: S3Client, run: RunInfo) -> str | None:
     if run.if_exists != "replace":
         return None
     replaced = read_record(s3, run.bucket, run.layout.replace_ledger).get("replaced_model_arn")
@@ -138,7 +142,7 @@ def _quota_refusal(ledger: WaitLedger, at: datetime, ceiling: int, message: str)
     )
 
 
-def _require_free_import_slot(bedrock: Any, run: RunInfo, ledger: WaitLedger, ceiling: int) -> None:
+def _require_free_import_slot(bedrock: BedrockClient, run: RunInfo, ledger: WaitLedger, ceiling: int) -> None:
     try:
         response = bedrock.list_model_import_jobs(statusEquals=ImportJobStatus.IN_PROGRESS.value, maxResults=10)
     except ClientError as exc:
@@ -150,7 +154,7 @@ def _require_free_import_slot(bedrock: Any, run: RunInfo, ledger: WaitLedger, ce
         )
 
 
-def _job_arn(bedrock: Any, run: RunInfo) -> str:
+def _job_arn(bedrock: BedrockClient, run: RunInfo) -> str:
     """This run's job, found by its name (unique to the execution)."""
     try:
         job = bedrock.get_model_import_job(jobIdentifier=run.job_name)
@@ -163,7 +167,7 @@ def _job_arn(bedrock: Any, run: RunInfo) -> str:
     return str(job["jobArn"])
 
 
-def check_import(job_arn: str, *, bedrock: Any, timeout_seconds: int) -> ImportStatus:
+def check_import(job_arn: str, *, bedrock: BedrockClient, timeout_seconds: int) -> ImportStatus:
     """One poll: `Failed` raises ImportJobFailed with Bedrock's failureMessage, the ceiling raises ImportTimedOut."""
     try:
         job = bedrock.get_model_import_job(jobIdentifier=job_arn)
@@ -195,7 +199,7 @@ def check_import(job_arn: str, *, bedrock: Any, timeout_seconds: int) -> ImportS
     return ImportStatus(status=status, job_arn=job_arn, imported_model_arn=model_arn, elapsed_seconds=max(0, elapsed))
 
 
-def _get_imported_model(bedrock: Any, identifier: str) -> dict[str, Any] | None:
+def _get_imported_model(bedrock: BedrockClient, identifier: str) -> dict[str, Any] | None:
     if not identifier:
         return None
     try:
@@ -212,7 +216,7 @@ def _source_of(model: dict[str, Any]) -> str | None:
     return str(uri) if uri else None
 
 
-def _delete_imported_model(bedrock: Any, model_arn: str) -> None:
+def _delete_imported_model(bedrock: BedrockClient, model_arn: str) -> None:
     try:
         bedrock.delete_imported_model(modelIdentifier=model_arn)
     except ClientError as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
@@ -13,6 +13,11 @@ from modelferry.adapters.s3 import list_records
 from modelferry.adapters.settings import NotifySettings
 from modelferry.contract import CopyFailure, ImportJobStatus, NotifyResult, RunLayout, WorkflowState
 from modelferry.errors import NotificationFailed
+
+if TYPE_CHECKING:
+    from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sns import SNSClient
 
 EVENT_SOURCE = "modelferry"
 SUCCEEDED = "ModelImportSucceeded"
@@ -229,7 +234,7 @@ def failure_notification(state: WorkflowState, copy_failures: list[CopyFailure] 
     )
 
 
-def copy_failures(s3: Any, bucket: str, layout: RunLayout, limit: int = 5) -> list[CopyFailure]:
+def copy_failures(s3: S3Client, bucket: str, layout: RunLayout, limit: int = 5) -> list[CopyFailure]:
     """What the failed copies of a run recorded (at most `limit`), oldest first."""
     return [CopyFailure.model_validate(r) for r in list_records(s3, bucket, layout.copy_failures, limit)]
 
@@ -240,7 +245,9 @@ def event_detail(notification: Notification) -> dict[str, Any]:
     return {**notification.details, "text": notification.text}
 
 
-def publish(notification: Notification, settings: NotifySettings, *, sns: Any, events: Any) -> NotifyResult:
+def publish(
+    notification: Notification, settings: NotifySettings, *, sns: SNSClient, events: EventBridgeClient
+) -> NotifyResult:
     body = f"{notification.text}\n\nDetails:\n{json.dumps(notification.details, indent=2, default=str)}\n"
     message_id = sns.publish(
         TopicArn=settings.topic_arn,

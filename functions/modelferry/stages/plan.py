@@ -6,7 +6,7 @@ here, before a single weight byte is copied and with nothing under the model pre
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from modelferry.adapters.hub import HubClient
 from modelferry.adapters.s3 import join_prefix, put_json
@@ -31,9 +31,12 @@ from modelferry.request import ImportRequest
 from modelferry.selection import Selection
 from modelferry.validation import HubRepoSource, Severity, ValidationOptions, validate
 
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
 
 def plan(
-    request: ImportRequest, execution: ExecutionInfo, settings: PlanSettings, *, hub: HubClient, s3: Any
+    request: ImportRequest, execution: ExecutionInfo, settings: PlanSettings, *, hub: HubClient, s3: S3Client
 ) -> PlanResult:
     commit = hub.resolve_commit(request.repo_id, request.revision)
     hub_files = hub.list_files(request.repo_id, commit)

@@ -3,7 +3,7 @@ fixable findings (the index metadata) are fixed in place, the original kept unde
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
@@ -23,8 +23,11 @@ from modelferry.errors import CopyIncomplete, ModelValidationFailed
 from modelferry.selection import Selection
 from modelferry.validation import S3PrefixSource, Severity, ValidationOptions, apply_fixes, validate
 
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
-def check_copied_model(run: RunInfo, manifest_key: str, *, s3: Any) -> ValidateResult:
+
+def check_copied_model(run: RunInfo, manifest_key: str, *, s3: S3Client) -> ValidateResult:
     manifest = Manifest.model_validate(get_json(s3, run.bucket, manifest_key))
     problems = [p for p in (_problem(s3, manifest.bucket, entry) for entry in manifest.files) if p]
     if problems:
@@ -63,7 +66,7 @@ def check_copied_model(run: RunInfo, manifest_key: str, *, s3: Any) -> ValidateR
     )
 
 
-def _problem(s3: Any, bucket: str, entry: ManifestEntry) -> str | None:
+def _problem(s3: S3Client, bucket: str, entry: ManifestEntry) -> str | None:
     try:
         head = s3.head_object(Bucket=bucket, Key=entry.key)
     except ClientError as exc:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -26,6 +26,11 @@ from modelferry.errors import (
     ModelNotReadyTimedOut,
     VerificationFailed,
 )
+
+if TYPE_CHECKING:
+    from mypy_boto3_bedrock import BedrockClient
+    from mypy_boto3_bedrock_runtime import BedrockRuntimeClient
+    from mypy_boto3_s3 import S3Client
 
 _SNIPPET = 300
 
@@ -43,7 +48,7 @@ def chat_request(prompt: str, max_tokens: int) -> dict[str, Any]:
     return {"messages": [{"role": "user", "content": prompt}], "max_tokens": max_tokens, "temperature": 0.0}
 
 
-def describe_model(model_arn: str, *, bedrock: Any) -> ModelDescription:
+def describe_model(model_arn: str, *, bedrock: BedrockClient) -> ModelDescription:
     try:
         model = bedrock.get_imported_model(modelIdentifier=model_arn)
     except ClientError as exc:
@@ -62,7 +67,13 @@ def describe_model(model_arn: str, *, bedrock: Any) -> ModelDescription:
 
 
 def verify_model(
-    model_arn: str, run: RunInfo, *, bedrock: Any, runtime: Any, s3: Any, not_ready_budget_seconds: int
+    model_arn: str,
+    run: RunInfo,
+    *,
+    bedrock: BedrockClient,
+    runtime: BedrockRuntimeClient,
+    s3: S3Client,
+    not_ready_budget_seconds: int,
 ) -> VerifyResult:
     """Describe, invoke once, check the reply; the result is also written under the run prefix."""
     description = describe_model(model_arn, bedrock=bedrock)

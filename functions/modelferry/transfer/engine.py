@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 from pydantic import BaseModel, ConfigDict, Field
@@ -38,6 +38,10 @@ from modelferry.contract import (
 )
 from modelferry.errors import ChecksumMismatch, InvalidRequest, StorageAccessDenied, TransferInterrupted
 from modelferry.transfer.hub_reader import HubFileReader, RetryPolicy
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +111,7 @@ def copy_file(
     repo_id: str,
     commit: str,
     bucket: str,
-    s3_client: Any,
+    s3_client: S3Client,
     options: TransferOptions | None = None,
     on_progress: Progress | None = None,
 ) -> CopyResult:
@@ -219,7 +223,7 @@ class _Digest:
 class _Target:
     """The destination object: bucket, key and the metadata it is written with."""
 
-    def __init__(self, s3: Any, bucket: str, key: str, metadata: dict[str, str]) -> None:
+    def __init__(self, s3: S3Client, bucket: str, key: str, metadata: dict[str, str]) -> None:
         self.s3 = s3
         self.bucket = bucket
         self.key = key
@@ -291,7 +295,7 @@ class _ProgressReporter:
                 self._callback(self._done, self._total)
 
 
-def _verified_copy(s3: Any, bucket: str, entry: ManifestEntry) -> dict[str, str] | None:
+def _verified_copy(s3: S3Client, bucket: str, entry: ManifestEntry) -> dict[str, str] | None:
     """The metadata of the object at entry.key if it is this file, already verified by an earlier copy."""
     target = _Target(s3, bucket, entry.key, {})
     try:
@@ -385,7 +389,7 @@ class _FileCopy:
             raise
         return len(parts)
 
-    def _stream_parts(self, upload_id: str) -> list[dict[str, Any]]:
+    def _stream_parts(self, upload_id: str) -> list[CompletedPartTypeDef]:
         """Read parts in parallel, hash them in order on this thread, upload them in parallel, in at most
         `parts_in_flight` buffers."""
         count = max(1, -(-self._size // self._part_size))
@@ -393,7 +397,7 @@ class _FileCopy:
         # reads and uploads each use at most `in_flight` workers, so a submitted task never waits for a thread
         pool = ThreadPoolExecutor(max_workers=2 * in_flight, thread_name_prefix="part")
         reads: deque[Future[io.BytesIO]] = deque()
-        uploads: list[Future[dict[str, Any]]] = []
+        uploads: list[Future[CompletedPartTypeDef]] = []
         next_read = 1
         try:
             for number in range(1, count + 1):
@@ -422,7 +426,7 @@ class _FileCopy:
             self._reader.read_into(view, (number - 1) * self._part_size)
         return body
 
-    def _upload_part(self, upload_id: str, number: int, body: io.BytesIO) -> dict[str, Any]:
+    def _upload_part(self, upload_id: str, number: int, body: io.BytesIO) -> CompletedPartTypeDef:
         target = self._target
         try:
             with target.errors(f"UploadPart {number}"):

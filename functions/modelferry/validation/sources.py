@@ -15,7 +15,7 @@ import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
@@ -23,6 +23,8 @@ from modelferry.adapters.aws import error_code
 from modelferry.contract import META_FIXED_SHA256
 
 if TYPE_CHECKING:  # the S3 validation stage must not load the Hub client (httpx, huggingface_hub)
+    from mypy_boto3_s3 import S3Client
+
     from modelferry.adapters.hub import HubClient, HubFile
 
 SMALL_FILE_MAX_BYTES = 16 * 1024 * 1024
@@ -150,7 +152,7 @@ class HubRepoSource(Source):
 
 
 class S3PrefixSource(WritableSource):
-    def __init__(self, s3_client: Any, bucket: str, prefix: str) -> None:
+    def __init__(self, s3_client: S3Client, bucket: str, prefix: str) -> None:
         super().__init__()
         self.s3, self.bucket = s3_client, bucket
         # A prefix is a folder: "models/x" must not also match "models/x-backup/...".

@@ -391,7 +391,7 @@ class _HistoryReader:
             row = self.rows[row_name] = StageRow(row_name)
             self.snap.stages.append(row)
         if row.state == "failed":
-            return  # a failure state exits after the failed stage was recorded: nothing new starts
+            return  # NotifyFailure after NotifySuccess failed: that row stays failed
         if row is not self.current:
             self._end("done", at)
             row.state, row.started, row.ended = "running", row.started or at, None

@@ -14,6 +14,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from modelferry.contract import WorkflowState
 from modelferry.errors import InvalidRequest
 from modelferry.request import parse_request
 from modelferry_cli.aws_context import (
@@ -28,7 +29,7 @@ from modelferry_cli.aws_context import (
     session,
     state_machine_arn,
 )
-from modelferry_cli.progress import Watcher, error_message
+from modelferry_cli.progress import Watcher, error_message, initial_state
 from modelferry_cli.watch_view import human_seconds, render_block, watch
 
 DEFAULT_INTERVAL = 5.0
@@ -165,8 +166,8 @@ def add_list_arguments(parser: argparse.ArgumentParser) -> None:
 def _outcome_of(described: dict[str, Any]) -> str:
     status = described["status"]
     if status == "SUCCEEDED":
-        output = json.loads(described.get("output") or "{}")
-        return str((output.get("import_status") or {}).get("imported_model_arn") or "succeeded")
+        job = WorkflowState.model_validate_json(described["output"]).import_status
+        return (job.imported_model_arn if job else None) or "succeeded"
     if status == "RUNNING":
         return "running (modelferry watch NAME)"
     cause = " ".join((error_message(described.get("cause")) or "").split())
@@ -185,7 +186,7 @@ def run_list(args: argparse.Namespace, out: TextIO) -> int:
     rows = []
     for execution in executions:
         described = sfn.describe_execution(executionArn=execution["executionArn"])
-        request = json.loads(described.get("input") or "{}")
+        request = initial_state(described)
         stopped = described.get("stopDate") or datetime.now(UTC)
         rows.append(
             {
@@ -193,8 +194,8 @@ def run_list(args: argparse.Namespace, out: TextIO) -> int:
                 "status": execution["status"],
                 "started": execution["startDate"].astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
                 "duration_seconds": round((stopped - execution["startDate"]).total_seconds(), 1),
-                "model_name": request.get("model_name"),
-                "repo_id": request.get("repo_id"),
+                "model_name": request.request_field("model_name"),
+                "repo_id": request.request_field("repo_id"),
                 "outcome": _outcome_of(described),
             }
         )

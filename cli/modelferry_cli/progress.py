@@ -13,37 +13,58 @@ from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import TypeAdapter
 
+from modelferry.contract import ExecutionInfo, PlannedCopy, Stage, WorkflowState
 from modelferry.contract import cause_message as lambda_error_message
 
-# Top-level states of statemachine/modelferry.asl.json -> the stage a person reads. A state not listed (added to
-# the definition later) shows under its own name.
-STAGES = ("Plan", "Copy", "Validate", "Import", "Verify", "Notify")
-STAGE_OF_STATE = {
-    "ReceiveRequest": "Plan",
-    "Plan": "Plan",
-    "CopyFiles": "Copy",
-    "ValidateInS3": "Validate",
-    "StartImport": "Import",
-    "IsExistingModelReused": "Import",
-    "UseExistingModel": "Import",
-    "WaitForImport": "Import",
-    "CheckImport": "Import",
-    "IsImportComplete": "Import",
-    "UnexpectedImportStatus": "Import",
-    "VerifyModel": "Verify",
-    "NotifySuccess": "Notify",
-    "NotifyFailure": "Notify",
+
+def row_of(stage: Stage) -> str:
+    """The row `watch` shows a stage on: the stage's last word, so that starting the import and waiting for it share
+    one row ("Import") and the rows stay one word wide."""
+    return stage.value.rsplit("_", 1)[-1].capitalize()
+
+
+ROWS = tuple(dict.fromkeys(row_of(stage) for stage in Stage))  # Plan, Copy, Validate, Import, Verify, Notify
+
+# Top-level states of statemachine/modelferry.asl.json -> their stage; each failure state (PlanFailed...) belongs to
+# the stage it records in failed_stage. A state not listed (added to the definition later) shows under its own name.
+STAGE_OF_STATE: dict[str, Stage] = {
+    "ReceiveRequest": Stage.PLAN,
+    "Plan": Stage.PLAN,
+    "PlanFailed": Stage.PLAN,
+    "CopyFiles": Stage.COPY,
+    "CopyFailed": Stage.COPY,
+    "ValidateInS3": Stage.VALIDATE,
+    "ValidateFailed": Stage.VALIDATE,
+    "StartImport": Stage.START_IMPORT,
+    "IsExistingModelReused": Stage.START_IMPORT,
+    "UseExistingModel": Stage.START_IMPORT,
+    "StartImportFailed": Stage.START_IMPORT,
+    "WaitForImport": Stage.WAIT_FOR_IMPORT,
+    "CheckImport": Stage.WAIT_FOR_IMPORT,
+    "IsImportComplete": Stage.WAIT_FOR_IMPORT,
+    "UnexpectedImportStatus": Stage.WAIT_FOR_IMPORT,
+    "WaitForImportFailed": Stage.WAIT_FOR_IMPORT,
+    "VerifyModel": Stage.VERIFY,
+    "VerifyFailed": Stage.VERIFY,
+    "NotifySuccess": Stage.NOTIFY,
+    "NotifySuccessFailed": Stage.NOTIFY,
+    "NotifyFailure": Stage.NOTIFY,
 }
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
+_ITEM_LIST = TypeAdapter(list[PlannedCopy])
 
 
 @dataclass
-class Stage:
+class StageRow:
     name: str
     state: str = "pending"  # pending | running | done | failed
     started: datetime | None = None
     ended: datetime | None = None
+
+    def shows(self, stage: Stage) -> bool:
+        return self.name == row_of(stage)
 
     def seconds(self, now: datetime) -> float | None:
         if self.started is None:
@@ -67,7 +88,7 @@ class Snapshot:
     started: datetime
     stopped: datetime | None
     now: datetime
-    stages: list[Stage]
+    stages: list[StageRow]
     repo_id: str | None = None
     model_name: str | None = None
     commit: str | None = None
@@ -85,12 +106,16 @@ class Snapshot:
     fixes: list[str] = field(default_factory=list)
     reply: str | None = None
     imported_model_arn: str | None = None
+    failed_stage: Stage | None = None
     error: str | None = None
     cause: str | None = None
     notes: list[str] = field(default_factory=list)
 
+    def row(self, stage: Stage) -> StageRow:
+        return next(row for row in self.stages if row.shows(stage))
+
     @property
-    def current_stage(self) -> Stage | None:
+    def current_stage(self) -> StageRow | None:
         running = [s for s in self.stages if s.state == "running"]
         return running[-1] if running else None
 
@@ -135,6 +160,7 @@ class Snapshot:
                 "polls": self.job_polls,
             },
             "imported_model_arn": self.imported_model_arn,
+            "failed_stage": self.failed_stage.value if self.failed_stage else None,
             "reply": self.reply,
             "error": self.error,
             "cause": self.cause,
@@ -170,7 +196,7 @@ class Watcher:
         self.execution_arn = execution_arn
         self.sfn = sfn
         self.s3 = s3
-        self._items: list[dict[str, Any]] | None = None
+        self._items: list[PlannedCopy] | None = None
         self._events: list[dict[str, Any]] = []
         self._s3_note: str | None = None
 
@@ -181,7 +207,7 @@ class Watcher:
         events = self._events
         now = datetime.now(UTC)
         snap = from_history(described, events, now)
-        if snap.stages[STAGES.index("Copy")].started is not None:
+        if snap.row(Stage.COPY).started is not None:
             self._add_map_counts(snap)
             self._add_file_bytes(snap)
         if self._s3_note:
@@ -197,13 +223,13 @@ class Watcher:
     def _add_file_bytes(self, snap: Snapshot) -> None:
         if self.s3 is None or snap.s3_uri is None:
             return
-        copy = snap.stages[STAGES.index("Copy")]
+        copy = snap.row(Stage.COPY)
         try:
             items = self._item_list(snap)
             if items is None:
                 return
             bucket, prefix = _split_s3_uri(snap.s3_uri)
-            files = [FileProgress(i["file"]["path"], int(i["file"]["size"])) for i in items]
+            files = [FileProgress(item.file.path, item.file.size) for item in items]
             if copy.state == "done":
                 for f in files:
                     f.done_bytes, f.state = f.size, "done"
@@ -211,7 +237,7 @@ class Watcher:
                 present = self._present_keys(bucket, prefix)
                 in_flight = self._bytes_in_flight(bucket, prefix)
                 for item, f in zip(items, files, strict=True):
-                    key = item["file"]["key"]
+                    key = item.file.key
                     if key in present:
                         f.done_bytes, f.state = f.size, "done"
                     elif key in in_flight:
@@ -224,10 +250,10 @@ class Watcher:
                 "s3:ListBucketMultipartUploads, s3:ListMultipartUploadParts on the model bucket"
             )
 
-    def _item_list(self, snap: Snapshot) -> list[dict[str, Any]] | None:
+    def _item_list(self, snap: Snapshot) -> list[PlannedCopy] | None:
         if self._items is None and snap.items_location is not None:
             bucket, key = snap.items_location
-            self._items = json.loads(self.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+            self._items = _ITEM_LIST.validate_json(self.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
         return self._items
 
     def _present_keys(self, bucket: str, prefix: str) -> set[str]:
@@ -257,13 +283,14 @@ def _details(event: dict[str, Any]) -> dict[str, Any]:
     return next((v for k, v in event.items() if k.endswith("EventDetails") and isinstance(v, dict)), {})
 
 
-def _json(text: Any) -> Any:
-    if not isinstance(text, str):
+def _state_of(details: dict[str, Any]) -> WorkflowState | None:
+    """The state document an exited state (or the execution) output. Every top-level state outputs a whole
+    WorkflowState, partial until the run ends; a Distributed Map's children are separate executions, not in this
+    history. None only when Step Functions left the output out: truncated, or the history read without data."""
+    output = details.get("output")
+    if not isinstance(output, str) or (details.get("outputDetails") or {}).get("truncated"):
         return None
-    try:
-        return json.loads(text)
-    except ValueError:
-        return None
+    return WorkflowState.model_validate_json(output)
 
 
 def error_message(cause: str | None) -> str | None:
@@ -271,18 +298,40 @@ def error_message(cause: str | None) -> str | None:
     return lambda_error_message(cause) if cause is not None else None
 
 
+def initial_state(described: dict[str, Any]) -> WorkflowState:
+    """The state document as ReceiveRequest makes it from the execution's input: readable before the first state
+    ran, and whatever the input holds (Plan refuses a malformed one; it may not even be an object)."""
+    text = described.get("input")
+    try:
+        request = json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        request = text
+    return WorkflowState(
+        request=request,
+        execution=ExecutionInfo(
+            id=described["executionArn"],
+            name=_name_of(described),
+            start_time=described["startDate"].isoformat(),
+        ),
+    )
+
+
+def _name_of(described: dict[str, Any]) -> str:
+    return str(described.get("name") or described["executionArn"].rsplit(":", 1)[-1])
+
+
 def from_history(described: dict[str, Any], events: list[dict[str, Any]], now: datetime) -> Snapshot:
     snap = Snapshot(
         execution_arn=described["executionArn"],
-        name=described.get("name") or described["executionArn"].rsplit(":", 1)[-1],
+        name=_name_of(described),
         status=described["status"],
         started=described["startDate"],
         stopped=described.get("stopDate"),
         now=now,
-        stages=[Stage(name) for name in STAGES],
+        stages=[StageRow(name) for name in ROWS],
     )
-    request = _json(described.get("input")) or {}
-    snap.repo_id, snap.model_name = request.get("repo_id"), request.get("model_name")
+    request = initial_state(described)
+    snap.repo_id, snap.model_name = request.request_field("repo_id"), request.request_field("model_name")
     reader = _HistoryReader(snap)
     for event in events:
         reader.read(event)
@@ -298,8 +347,8 @@ class _HistoryReader:
 
     def __init__(self, snap: Snapshot) -> None:
         self.snap = snap
-        self.stages = {s.name: s for s in snap.stages}
-        self.current: Stage | None = None
+        self.rows = {s.name: s for s in snap.stages}
+        self.current: StageRow | None = None
         self.task_state: str | None = None
         self.attempts = 0
         self.last_error: str | None = None
@@ -317,32 +366,47 @@ class _HistoryReader:
             self.last_error = details.get("error")
             self.waiting_to_retry = True
         elif kind.endswith("StateExited"):
-            _read_state_output(self.snap, details.get("name", ""), _json(details.get("output")) or {})
+            state = _state_of(details)
+            if state is not None:
+                _read_state(self.snap, details.get("name", ""), state)
+                if state.failed_stage is not None and self.snap.failed_stage is None:
+                    self._failed(state.failed_stage, at)
             self.last_exit = at
             if details.get("name") == self.task_state:
                 self.last_error = None
         elif kind in {"ExecutionSucceeded", "ExecutionFailed", "ExecutionTimedOut", "ExecutionAborted"}:
             self._end("done" if kind == "ExecutionSucceeded" else "failed", at)
-            if kind == "ExecutionSucceeded":
-                _read_state_output(self.snap, "", _json(details.get("output")) or {})
+            state = _state_of(details) if kind == "ExecutionSucceeded" else None
+            if state is not None:
+                _read_state(self.snap, "", state)
 
     def _entered(self, kind: str, name: str, at: datetime) -> None:
         if kind.startswith(("Fail", "Succeed")):
             self._end("done", at)  # the last stage finished; the execution's own event says how it ended
             return
-        if kind.startswith("Pass") and name.endswith("Failed") and name not in STAGE_OF_STATE:
-            self._end("failed", at)  # PlanFailed, CopyFailed...: the stage that was running failed
-            return
-        stage_name = STAGE_OF_STATE.get(name, name)
-        stage = self.stages.get(stage_name)
-        if stage is None:
-            stage = self.stages[stage_name] = Stage(stage_name)
-            self.snap.stages.append(stage)
-        if stage is not self.current:
+        stage = STAGE_OF_STATE.get(name)
+        row_name = row_of(stage) if stage is not None else name
+        row = self.rows.get(row_name)
+        if row is None:
+            row = self.rows[row_name] = StageRow(row_name)
+            self.snap.stages.append(row)
+        if row.state == "failed":
+            return  # NotifyFailure after NotifySuccess failed: that row stays failed
+        if row is not self.current:
             self._end("done", at)
-            stage.state, stage.started, stage.ended = "running", stage.started or at, None
-            self.current, self.last_exit = stage, None
+            row.state, row.started, row.ended = "running", row.started or at, None
+            self.current, self.last_exit = row, None
         self.task_state, self.attempts, self.last_error = name, 0, None
+
+    def _failed(self, stage: Stage, at: datetime) -> None:
+        """The state now records the failed stage (a failure state ran): its row failed, whichever row was open."""
+        self.snap.failed_stage = stage
+        row = self.rows[row_of(stage)]
+        if row is self.current:
+            self.current = None
+        else:
+            self._end("done", at)
+        row.state, row.started, row.ended = "failed", row.started or at, at
 
     def _end(self, state: str, at: datetime) -> None:
         """Close the running stage: a finished one at its last state's exit, a failed one at the failure."""
@@ -357,28 +421,21 @@ class _HistoryReader:
             self.snap.retry = (self.task_state, self.last_error, attempt)
 
 
-def _read_state_output(snap: Snapshot, state: str, output: dict[str, Any]) -> None:
-    plan = output.get("plan") or {}
-    run, manifest = plan.get("run") or {}, plan.get("manifest") or {}
-    if run:
-        snap.repo_id, snap.model_name = run.get("repo_id"), run.get("model_name")
-        snap.commit, snap.s3_uri = run.get("commit"), run.get("s3_uri")
-    if manifest:
-        snap.file_count, snap.total_bytes = manifest.get("file_count"), manifest.get("total_bytes")
-        snap.items_location = (manifest["bucket"], manifest["items_key"]) if manifest.get("items_key") else None
-    validation = output.get("validation") or {}
-    if validation.get("fixes") is not None:
-        snap.fixes = [f"{f.get('path')} ({f.get('rule_code')})" for f in validation["fixes"]]
-    job = output.get("import") or {}
-    if job.get("job_name"):
-        snap.job_name = job["job_name"]
-    status = output.get("import_status") or {}
-    if status.get("status"):
-        snap.job_status = status["status"]
-        snap.job_elapsed_seconds = status.get("elapsed_seconds")
-        snap.imported_model_arn = status.get("imported_model_arn")
-        if state == "CheckImport":
+def _read_state(snap: Snapshot, state_name: str, state: WorkflowState) -> None:
+    if state.plan is not None:
+        run, manifest = state.plan.run, state.plan.manifest
+        snap.repo_id, snap.model_name, snap.commit, snap.s3_uri = run.repo_id, run.model_name, run.commit, run.s3_uri
+        snap.file_count, snap.total_bytes = manifest.file_count, manifest.total_bytes
+        snap.items_location = (manifest.bucket, manifest.items_key)
+    if state.validation is not None:
+        snap.fixes = [f"{fix.path} ({fix.rule_code})" for fix in state.validation.fixes]
+    if state.import_ is not None:
+        snap.job_name = state.import_.job_name
+    if state.import_status is not None:
+        snap.job_status = state.import_status.status
+        snap.job_elapsed_seconds = state.import_status.elapsed_seconds
+        snap.imported_model_arn = state.import_status.imported_model_arn
+        if state_name == "CheckImport":
             snap.job_polls += 1
-    verify = output.get("verify") or {}
-    if verify.get("reply") is not None:
-        snap.reply = verify["reply"]
+    if state.verify is not None:
+        snap.reply = state.verify.reply

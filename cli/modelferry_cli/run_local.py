@@ -8,7 +8,7 @@ import os
 import sys
 from typing import Any, TextIO
 
-from modelferry.contract import cause_message
+from modelferry.contract import WorkflowState, cause_message
 from modelferry_cli.local import extra
 from modelferry_cli.local.rig import ExecutionReport, LocalRig
 
@@ -55,36 +55,33 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
 def print_report(report: ExecutionReport, out: TextIO) -> None:
     print("\nStates:", file=out)
-    for state in report.states:
-        mark = "x" if state.status == "failed" else "-"
-        print(f"  {mark} {state.name:<26} {state.seconds * 1000:8.0f} ms", file=out)
-    output = report.output or {}
-    plan = output.get("plan") or {}
-    manifest = plan.get("manifest") or {}
-    validation = output.get("validation") or {}
-    if manifest:
-        print(
-            f"\nCopied:  {manifest.get('file_count')} files, {manifest.get('total_bytes')} bytes -> {report.s3_uri}",
-            file=out,
-        )
-    if validation:
-        fixes = ", ".join(f"{f.get('path')} ({f.get('rule_code')})" for f in validation.get("fixes") or []) or "none"
-        print(f"Checked: {validation.get('files_verified')} files verified in S3; fixes: {fixes}", file=out)
-    job = output.get("import") or {}
-    if job:
-        status = output.get("import_status") or {}
-        print(
-            f"Import:  {job.get('job_name')} -> {status.get('status')} ({status.get('imported_model_arn')})", file=out
-        )
-    verify = output.get("verify") or {}
-    if verify:
-        print(
-            f"Verify:  {verify.get('reply')!r} ({verify.get('finish_reason')}, {verify.get('total_tokens')} tokens)",
-            file=out,
-        )
+    for run in report.states:
+        mark = "x" if run.status == "failed" else "-"
+        print(f"  {mark} {run.name:<26} {run.seconds * 1000:8.0f} ms", file=out)
+    if report.state is not None:
+        _print_results(report.state, out)
     print(f"Waits:   {report.simulated_wait_seconds:.0f} s of Wait/Retry time simulated, not slept", file=out)
-    for note in report.notifications:
+    # The subject is the SNS message's; the text a person reads is the outcome event's (the SNS body adds the
+    # details as JSON). Notify publishes one of each per attempt, in that order, with the same subject.
+    for note, event in zip(report.notifications, report.events, strict=False):
         print(f"\nNotification: {note['subject']}", file=out)
-        print("  " + (note["message"] or "").split("\n\nDetails:")[0].replace("\n", "\n  "), file=out)
+        print("  " + str(event["detail"]["text"]).replace("\n", "\n  "), file=out)
     outcome = f" ({report.error}: {cause_message(report.cause)})" if report.error else ""
     print(f"\nResult:  {report.status}{outcome}", file=out)
+
+
+def _print_results(state: WorkflowState, out: TextIO) -> None:
+    if state.plan is not None:
+        run, manifest = state.plan.run, state.plan.manifest
+        print(f"\nCopied:  {manifest.file_count} files, {manifest.total_bytes} bytes -> {run.s3_uri}", file=out)
+    if state.validation is not None:
+        validation = state.validation
+        fixes = ", ".join(f"{fix.path} ({fix.rule_code})" for fix in validation.fixes) or "none"
+        print(f"Checked: {validation.files_verified} files verified in S3; fixes: {fixes}", file=out)
+    if state.import_ is not None:
+        job = state.import_status
+        status, arn = (job.status, job.imported_model_arn) if job else (None, None)
+        print(f"Import:  {state.import_.job_name} -> {status} ({arn})", file=out)
+    if state.verify is not None:
+        verify = state.verify
+        print(f"Verify:  {verify.reply!r} ({verify.finish_reason}, {verify.total_tokens} tokens)", file=out)

@@ -8,8 +8,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TextIO
 
+from modelferry.contract import Stage
 from modelferry.stages.notify import DEFAULT_NEXT_STEP, NEXT_STEPS
-from modelferry_cli.progress import Snapshot, Stage, Watcher
+from modelferry_cli.progress import Snapshot, StageRow, Watcher, row_of
 
 MARKS = {"done": "ok", "running": ">>", "pending": "..", "failed": "!!"}
 BAR_WIDTH = 20
@@ -57,17 +58,17 @@ def _copy_summary(snap: Snapshot) -> str:
     return text
 
 
-def _stage_detail(snap: Snapshot, stage: Stage) -> str:
-    if stage.name == "Plan" and stage.state == "done" and snap.file_count is not None:
+def _stage_detail(snap: Snapshot, stage: StageRow) -> str:
+    if stage.shows(Stage.PLAN) and stage.state == "done" and snap.file_count is not None:
         return f"{snap.file_count} files, {human_bytes(snap.total_bytes)} at commit {(snap.commit or '?')[:12]}"
-    if stage.name == "Copy" and stage.state in {"running", "done", "failed"}:
+    if stage.shows(Stage.COPY) and stage.state in {"running", "done", "failed"}:
         return _copy_summary(snap)
-    if stage.name == "Validate" and stage.state == "done":
+    if stage.shows(Stage.VALIDATE) and stage.state == "done":
         return "fixed " + ", ".join(snap.fixes) if snap.fixes else "no fixes needed"
-    if stage.name == "Verify" and stage.state == "done" and snap.reply is not None:
+    if stage.shows(Stage.VERIFY) and stage.state == "done" and snap.reply is not None:
         reply = " ".join(snap.reply.split())
         return f"reply {reply[:70]!r}" + ("..." if len(reply) > 70 else "")
-    if stage.name == "Import" and snap.job_status:
+    if stage.shows(Stage.START_IMPORT) and snap.job_status:
         polls = f" ({snap.job_polls} polls)" if snap.job_polls else ""
         return f"{snap.job_name or '-'}  {snap.job_status}  {human_seconds(snap.job_elapsed_seconds)}{polls}"
     return ""
@@ -92,7 +93,7 @@ def render_block(snap: Snapshot) -> list[str]:
         timing = human_seconds(seconds) if seconds is not None else ""
         detail = _stage_detail(snap, stage)
         lines.append(f"  {MARKS.get(stage.state, '  ')}  {stage.name:<9} {timing:>12}   {detail}".rstrip())
-    copy = next((s for s in snap.stages if s.name == "Copy"), None)
+    copy = next((s for s in snap.stages if s.shows(Stage.COPY)), None)
     if copy is not None and copy.state == "running" and snap.files:
         lines.extend(_file_rows(snap))
     if snap.retry and not snap.finished:
@@ -128,7 +129,12 @@ def _outcome(snap: Snapshot) -> list[str]:
         if snap.reply is not None:
             lines.append(f"  reply    {snap.reply!r}")
         return lines
-    failed = next((s.name for s in snap.stages if s.state == "failed"), None)
+    # The stage the state recorded; a timed-out or aborted run records none: then the row that was running.
+    failed = (
+        row_of(snap.failed_stage)
+        if snap.failed_stage
+        else next((s.name for s in snap.stages if s.state == "failed"), None)
+    )
     where = f" at {failed}" if failed else ""
     lines = [f"  result   {snap.status}{where} after {human_seconds(snap.elapsed_seconds)}: {snap.error}"]
     if snap.cause:
@@ -179,14 +185,14 @@ class PlainReporter:
         for stage in snap.stages:
             if stage.started is not None:
                 self._say((stage.name, "started"), f"{stage.name} started")
-            if stage.name == "Copy" and stage.state in {"running", "done"}:
+            if stage.shows(Stage.COPY) and stage.state in {"running", "done"}:
                 self._copy_lines(snap)
-            if stage.name == "Import" and snap.job_status:
+            if stage.shows(Stage.START_IMPORT) and snap.job_status:
                 text = f"Import {snap.job_name or '-'}: {snap.job_status}, {human_seconds(snap.job_elapsed_seconds)}"
                 self._say(("import", snap.job_polls, snap.job_status), text)
             if stage.ended is not None and stage.state in {"done", "failed"}:
                 verb = "done" if stage.state == "done" else "FAILED"
-                detail = _stage_detail(snap, stage) if stage.name != "Copy" else ""
+                detail = _stage_detail(snap, stage) if not stage.shows(Stage.COPY) else ""
                 text = f"{stage.name} {verb} in {human_seconds(stage.seconds(snap.now))}" + (
                     f": {detail}" if detail else ""
                 )

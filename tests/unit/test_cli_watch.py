@@ -16,10 +16,13 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
+from pydantic import ValidationError
 
 from modelferry import errors
+from modelferry.contract import Stage
 from modelferry.stages.notify import NEXT_STEPS
-from modelferry_cli.progress import Watcher
+from modelferry_cli import executions_cmd
+from modelferry_cli.progress import ROWS, STAGE_OF_STATE, Watcher
 from modelferry_cli.watch_view import LiveReporter, PlainReporter, bar, human_bytes, human_seconds, render_block
 
 REGION = "us-east-1"
@@ -50,24 +53,38 @@ def _event(kind: str, second: float, **details: Any) -> dict[str, Any]:
     return event
 
 
-PLAN_OUTPUT = {
-    "repo_id": "openai/gpt-oss-20b",
-    "model_name": "gpt-oss-20b",
-    "plan": {
-        "run": {
-            "repo_id": "openai/gpt-oss-20b",
-            "model_name": "gpt-oss-20b",
-            "commit": "abc123",
-            "s3_uri": f"s3://{BUCKET}/{MODEL_PREFIX}",
-        },
-        "manifest": {
-            "bucket": BUCKET,
-            "items_key": "modelferry-runs/run-1/files.json",
-            "file_count": len(FILES),
-            "total_bytes": sum(size for _, size in FILES),
-        },
+ITEMS_KEY = "modelferry-runs/run-1/copy-items.json"
+# The state documents below are the captured run's (events/notify-succeeded.json) as each state left them, with
+# this test's model, files and timings.
+CAPTURED = json.loads((Path(__file__).resolve().parents[2] / "events" / "notify-succeeded.json").read_text())["state"]
+REQUEST = {"repo_id": "openai/gpt-oss-20b", "model_name": "gpt-oss-20b"}
+PLAN = {
+    **CAPTURED["plan"],
+    "run": {
+        **CAPTURED["plan"]["run"],
+        **REQUEST,
+        "commit": "abc123",
+        "bucket": BUCKET,
+        "model_prefix": MODEL_PREFIX,
+        "s3_uri": f"s3://{BUCKET}/{MODEL_PREFIX}",
+    },
+    "manifest": {
+        **CAPTURED["plan"]["manifest"],
+        "bucket": BUCKET,
+        "items_key": ITEMS_KEY,
+        "file_count": len(FILES),
+        "total_bytes": sum(size for _, size in FILES),
     },
 }
+RECEIVED = {"request": REQUEST, "execution": {"id": ARN, "name": "run-1", "start_time": T0.isoformat()}}
+PLAN_OUTPUT = {**RECEIVED, "plan": PLAN}
+VALIDATED = {**PLAN_OUTPUT, "validation": {**CAPTURED["validation"], "fixes": []}}
+IMPORT_STARTED = {**VALIDATED, "import": {**CAPTURED["import"], "job_name": "mf-x"}}
+IMPORTED = {
+    **IMPORT_STARTED,
+    "import_status": {**CAPTURED["import_status"], "status": "Completed", "elapsed_seconds": 590},
+}
+VERIFIED = {**IMPORTED, "verify": CAPTURED["verify"]}
 PLANNED = [
     _event("ExecutionStarted", 0),
     _event("TaskStateEntered", 0.1, name="Plan"),
@@ -125,8 +142,15 @@ def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     with mock_aws():
         client = boto3.client("s3", region_name=REGION)
         client.create_bucket(Bucket=BUCKET)
-        items = [{"file": {"path": p, "size": s, "key": MODEL_PREFIX + p}, "run": {}} for p, s in FILES]
-        client.put_object(Bucket=BUCKET, Key="modelferry-runs/run-1/files.json", Body=json.dumps(items).encode())
+        run = {"repo_id": REQUEST["repo_id"], "commit": "abc123", "bucket": BUCKET, "run_id": "run-1"}
+        items = [
+            {
+                "file": {"path": p, "size": s, "key": MODEL_PREFIX + p},
+                "run": {**run, "run_prefix": "modelferry-runs/run-1/"},
+            }
+            for p, s in FILES
+        ]
+        client.put_object(Bucket=BUCKET, Key=ITEMS_KEY, Body=json.dumps(items).encode())
         yield client
 
 
@@ -174,23 +198,11 @@ def _verify_history(*tail: dict[str, Any]) -> list[dict[str, Any]]:
         *PLANNED,
         _event("MapStateExited", 10, name="CopyFiles", output=json.dumps(PLAN_OUTPUT)),
         _event("TaskStateEntered", 10, name="ValidateInS3"),
-        _event(
-            "TaskStateExited", 11, name="ValidateInS3", output=json.dumps({**PLAN_OUTPUT, "validation": {"fixes": []}})
-        ),
+        _event("TaskStateExited", 11, name="ValidateInS3", output=json.dumps(VALIDATED)),
         _event("TaskStateEntered", 11, name="StartImport"),
-        _event(
-            "TaskStateExited",
-            12,
-            name="StartImport",
-            output=json.dumps({**PLAN_OUTPUT, "import": {"job_name": "mf-x"}}),
-        ),
+        _event("TaskStateExited", 12, name="StartImport", output=json.dumps(IMPORT_STARTED)),
         _event("TaskStateEntered", 600, name="CheckImport"),
-        _event(
-            "TaskStateExited",
-            601,
-            name="CheckImport",
-            output=json.dumps({**PLAN_OUTPUT, "import_status": {"status": "Completed", "elapsed_seconds": 590}}),
-        ),
+        _event("TaskStateExited", 601, name="CheckImport", output=json.dumps(IMPORTED)),
         _event("TaskStateEntered", 601, name="VerifyModel"),
         _event("TaskScheduled", 601),
         _event("TaskFailed", 602, error="ModelNotReady", cause="{}"),
@@ -213,10 +225,15 @@ def test_a_task_being_retried_shows_its_error_and_attempt(s3: Any) -> None:
 def test_a_failed_execution_names_the_stage_the_cause_and_what_to_do(s3: Any) -> None:
     message = "imported-model/x is still cold after 20 min (1200 s)"
     cause = json.dumps({"errorType": "ModelNotReadyTimedOut", "errorMessage": message})
+    caught = {**IMPORTED, "failure": {"Error": "ModelNotReadyTimedOut", "Cause": cause}}
+    recorded = {**caught, "failed_stage": "verify"}
+    notified = {**recorded, "notification": {"sns_message_id": "m-1", "subject": "modelferry: gpt-oss-20b FAILED"}}
     events = _verify_history(
+        _event("TaskStateExited", 1800, name="VerifyModel", output=json.dumps(caught)),
         _event("PassStateEntered", 1800, name="VerifyFailed"),
+        _event("PassStateExited", 1800, name="VerifyFailed", output=json.dumps(recorded)),
         _event("TaskStateEntered", 1800, name="NotifyFailure"),
-        _event("TaskStateExited", 1801, name="NotifyFailure", output="{}"),
+        _event("TaskStateExited", 1801, name="NotifyFailure", output=json.dumps(notified)),
         _event("FailStateEntered", 1801, name="ImportFailed"),
         _event("ExecutionFailed", 1801, error="ModelNotReadyTimedOut", cause=cause),
     )
@@ -323,3 +340,107 @@ def test_each_poll_reads_only_the_history_it_has_not_seen(s3: Any, honours_rever
 
     assert sfn.pages_read == (2 if honours_reverse_order else 4)  # newest first: the new events, then event 5
     assert [(s.name, s.state) for s in snap.stages[:3]] == [("Plan", "done"), ("Copy", "done"), ("Validate", "running")]
+
+
+# --- the state read as typed documents ------------------------------------------------------------------------------
+def test_every_state_of_the_definition_shows_on_the_row_of_its_stage() -> None:
+    """Rows come from contract.Stage; each failure state belongs to the stage it records in failed_stage."""
+    asl = json.loads((Path(__file__).resolve().parents[2] / "statemachine" / "modelferry.asl.json").read_text())
+    states = asl["States"]
+    shown = {name for name, state in states.items() if state["Type"] not in {"Succeed", "Fail"}}
+    assert set(STAGE_OF_STATE) == shown
+    for name, state in states.items():
+        if state.get("ResultPath") == "$.failed_stage":
+            assert STAGE_OF_STATE[name] == Stage(state["Result"]), name
+    assert ROWS == ("Plan", "Copy", "Validate", "Import", "Verify", "Notify")
+
+
+def test_a_succeeded_run_shows_the_model_and_reply_its_state_recorded(s3: Any) -> None:
+    notified = {**VERIFIED, "notification": {"sns_message_id": "m-1", "subject": "modelferry: gpt-oss-20b imported"}}
+    events = [
+        *_verify_history()[:-2],  # VerifyModel succeeds at once
+        _event("TaskStateExited", 620, name="VerifyModel", output=json.dumps(VERIFIED)),
+        _event("TaskStateEntered", 620, name="NotifySuccess"),
+        _event("TaskStateExited", 621, name="NotifySuccess", output=json.dumps(notified)),
+        _event("SucceedStateEntered", 621, name="ImportSucceeded"),
+        _event("ExecutionSucceeded", 621, output=json.dumps(notified)),
+    ]
+    described = {"stopDate": T0 + timedelta(seconds=621), "output": json.dumps(notified)}
+    sfn = FakeStepFunctions(events, "SUCCEEDED", **described)
+
+    snap = Watcher(ARN, sfn=sfn, s3=s3).snapshot()
+
+    model_arn = CAPTURED["import_status"]["imported_model_arn"]
+    block = render_block(snap)
+    assert [s.state for s in snap.stages] == ["done"] * 6
+    assert f"  model    {model_arn}" in block
+    assert f"  reply    {CAPTURED['verify']['reply']!r}" in block
+    assert snap.to_json()["imported_model_arn"] == model_arn
+    assert snap.to_json()["failed_stage"] is None
+    assert executions_cmd._outcome_of(sfn.described) == model_arn  # the OUTCOME column of `modelferry list`
+
+
+@pytest.mark.parametrize(
+    ("failure_state", "recorded", "row"),
+    [
+        ("StartImportFailed", "start_import", "Import"),
+        ("WaitForImportFailed", "wait_for_import", "Import"),
+        ("VerifyFailed", "verify", "Verify"),
+        ("NotifySuccessFailed", "notify", "Notify"),
+    ],
+)
+def test_a_failed_run_shows_the_stage_its_state_recorded(s3: Any, failure_state: str, recorded: str, row: str) -> None:
+    failed = {**IMPORTED, "failure": {"Error": "SomeError", "Cause": "it broke"}, "failed_stage": recorded}
+    events = [
+        *_verify_history()[:-3],  # up to VerifyModel's start; the failure states follow whichever stage failed
+        _event("PassStateEntered", 700, name=failure_state),
+        _event("PassStateExited", 700, name=failure_state, output=json.dumps(failed)),
+        _event("TaskStateEntered", 700, name="NotifyFailure"),
+        _event("TaskStateExited", 701, name="NotifyFailure", output=json.dumps(failed)),
+        _event("FailStateEntered", 701, name="ImportFailed"),
+        _event("ExecutionFailed", 701, error="SomeError", cause="it broke"),
+    ]
+    sfn = FakeStepFunctions(events, "FAILED", stopDate=T0 + timedelta(seconds=701), error="SomeError")
+
+    snap = Watcher(ARN, sfn=sfn, s3=s3).snapshot()
+
+    assert [s.name for s in snap.stages if s.state == "failed"] == [row]
+    assert snap.to_json()["failed_stage"] == recorded
+    assert f"  result   FAILED at {row} after 11 min 41 s: SomeError" in render_block(snap)
+
+
+@pytest.mark.parametrize("request_", [["not", "an", "object"], "text", 7])
+def test_a_run_whose_input_is_not_an_object_shows_it_failed_in_plan(s3: Any, request_: Any) -> None:
+    received = {**RECEIVED, "request": request_}
+    caught = {**received, "failure": {"Error": "InvalidRequest", "Cause": "the input is not a JSON object"}}
+    events = [
+        _event("ExecutionStarted", 0),
+        _event("PassStateEntered", 0, name="ReceiveRequest"),
+        _event("PassStateExited", 0, name="ReceiveRequest", output=json.dumps(received)),
+        _event("TaskStateEntered", 0, name="Plan"),
+        _event("TaskStateExited", 1, name="Plan", output=json.dumps(caught)),
+        _event("PassStateEntered", 1, name="PlanFailed"),
+        _event("PassStateExited", 1, name="PlanFailed", output=json.dumps({**caught, "failed_stage": "plan"})),
+        _event("TaskStateEntered", 1, name="NotifyFailure"),
+        _event("TaskStateExited", 2, name="NotifyFailure", output=json.dumps({**caught, "failed_stage": "plan"})),
+        _event("FailStateEntered", 2, name="ImportFailed"),
+        _event("ExecutionFailed", 2, error="InvalidRequest", cause="the input is not a JSON object"),
+    ]
+    sfn = FakeStepFunctions(
+        events, "FAILED", input=json.dumps(request_), stopDate=T0 + timedelta(seconds=2), error="InvalidRequest"
+    )
+
+    snap = Watcher(ARN, sfn=sfn, s3=s3).snapshot()
+
+    assert (snap.repo_id, snap.model_name) == (None, None)
+    assert [(s.name, s.state) for s in snap.stages if s.started] == [("Plan", "failed"), ("Notify", "done")]
+    assert "  result   FAILED at Plan after 2.0 s: InvalidRequest" in render_block(snap)
+
+
+def test_a_state_document_that_breaks_the_contract_is_refused_not_read_as_missing(s3: Any) -> None:
+    """Were the watcher to read such a document as empty, the view would quietly lose the plan."""
+    broken = {key: value for key, value in PLAN_OUTPUT.items() if key != "execution"}
+    events = [*PLANNED[:3], _event("TaskStateExited", 2.0, name="Plan", output=json.dumps(broken))]
+
+    with pytest.raises(ValidationError, match="execution"):
+        Watcher(ARN, sfn=FakeStepFunctions(events), s3=s3).snapshot()

@@ -48,6 +48,10 @@ def test_a_failed_run_exits_1_and_the_report_names_the_state_and_error(monkeypat
     assert "Result:  FAILED (ModelNotImportable: acme/phi3-mini@" in printed
     assert "stackTrace" not in printed
     assert "Notification: modelferry: phi3-mini FAILED at Plan" in printed
+    # The text printed is the outcome event's, indented, without the SNS body's JSON details.
+    assert "\n  Importing acme/phi3-mini as phi3-mini failed at Plan.\n" in printed
+    assert "\n  Next:   Bedrock would refuse this model" in printed
+    assert "Details:" not in printed
 
 
 def test_repo_without_a_hub_is_refused_with_a_reason(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -307,14 +307,17 @@ def test_watch_follows_a_local_run_stage_by_stage(
     ]
     positions = [next(i for i, line in enumerate(lines) if f"  {text}" in line) for text in order]
     assert positions == sorted(positions)
-    manifest = report.output["plan"]["manifest"]
+    state = report.state
+    assert state is not None
+    assert state.plan is not None
+    assert state.import_ is not None
+    manifest = state.plan.manifest
     copied = {line.split("copied ", 1)[1].rsplit(" (", 1)[0] for line in lines if "  copied " in line}
-    assert len(copied) == manifest["file_count"]
-    total = watch_view.human_bytes(manifest["total_bytes"])
-    assert any(f"Copy {manifest['file_count']}/{manifest['file_count']} files" in line for line in lines)
+    assert len(copied) == manifest.file_count
+    total = watch_view.human_bytes(manifest.total_bytes)
+    assert any(f"Copy {manifest.file_count}/{manifest.file_count} files" in line for line in lines)
     assert any(f"100%  {total} of {total}" in line for line in lines)
-    job_name = report.output["import"]["job_name"]
-    assert any(f"Import {job_name}: Completed" in line for line in lines)
+    assert any(f"Import {state.import_.job_name}: Completed" in line for line in lines)
     summary = out.split("\n\n", 1)[1]
     assert re.search(r"^  ok  Plan .*10 files", summary, re.MULTILINE)
     assert f"  model    {report.imported_model_arn}" in summary
@@ -400,6 +403,27 @@ def test_status_and_list_show_a_failure_with_what_to_do(rig: LocalRig, capsys: p
     assert "  next     Bedrock would refuse this model" in out
     (row,) = [line for line in out.splitlines() if "phi3-mini" in line and "FAILED" in line]
     assert "ModelNotImportable: " in row
+
+
+@pytest.mark.workflow
+def test_status_and_list_show_a_run_whose_input_is_not_an_object(
+    rig: LocalRig, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Plan refuses such an input; every state after it still holds it as the request, and the CLI reads them."""
+    stack = _stack_for(rig)
+    report = rig.run(["not", "an", "object"], name="list-input")  # type: ignore[arg-type]
+    assert (report.status, report.error) == ("FAILED", "InvalidRequest")
+
+    status = main(["status", "list-input", "--stack", stack, "--json"])
+    listed = main(["list", "--stack", stack, "--json"])
+
+    first, second = capsys.readouterr().out.splitlines()
+    snap, (row,) = json.loads(first), json.loads(second)
+    assert (status, listed) == (1, 0)
+    assert (snap["failed_stage"], snap["error"]) == ("plan", "InvalidRequest")
+    assert [(s["name"], s["state"]) for s in snap["stages"]] == [("Plan", "failed"), ("Notify", "done")]
+    assert (row["name"], row["status"], row["model_name"]) == ("list-input", "FAILED", None)
+    assert row["outcome"].startswith("InvalidRequest: ")
 
 
 # --- events/ -------------------------------------------------------------------------------------------------------

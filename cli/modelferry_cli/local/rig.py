@@ -28,6 +28,7 @@ from unittest import mock
 
 import boto3
 
+from modelferry.contract import WorkflowState
 from modelferry_cli.local import template as cfn
 from modelferry_cli.local.bedrock import BedrockEmulator, EmulatorBehaviour
 from modelferry_cli.local.moto_patches import (
@@ -75,12 +76,19 @@ class ExecutionReport:
     lambda_calls: list[tuple[str, Any, Any]] = field(default_factory=list)
 
     @property
+    def state(self) -> WorkflowState | None:
+        """The execution's final state document; None for a failed run (its Fail state outputs nothing)."""
+        return WorkflowState.model_validate(self.output) if self.output is not None else None
+
+    @property
     def s3_uri(self) -> str | None:
-        return (((self.output or {}).get("plan") or {}).get("run") or {}).get("s3_uri")
+        run = self.state.run if self.state else None
+        return run.s3_uri if run else None
 
     @property
     def imported_model_arn(self) -> str | None:
-        return ((self.output or {}).get("import_status") or {}).get("imported_model_arn")
+        job = self.state.import_status if self.state else None
+        return job.imported_model_arn if job else None
 
     def to_json_dict(self) -> dict[str, Any]:
         return {

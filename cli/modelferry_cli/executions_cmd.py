@@ -11,6 +11,7 @@ import argparse
 import json
 import secrets
 import sys
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -163,7 +164,7 @@ def add_list_arguments(parser: argparse.ArgumentParser) -> None:
     add_aws_arguments(parser)
 
 
-def _outcome_of(described: dict[str, Any]) -> str:
+def _outcome_of(described: Mapping[str, Any]) -> str:
     status = described["status"]
     if status == "SUCCEEDED":
         job = WorkflowState.model_validate_json(described["output"]).import_status
@@ -183,7 +184,7 @@ def run_list(args: argparse.Namespace, out: TextIO) -> int:
     if args.status:
         query["statusFilter"] = args.status
     executions = sfn.list_executions(**query)["executions"][: args.limit]
-    rows = []
+    rows: list[dict[str, Any]] = []
     for execution in executions:
         described = sfn.describe_execution(executionArn=execution["executionArn"])
         request = initial_state(described)

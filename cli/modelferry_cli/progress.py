@@ -8,6 +8,7 @@ flight. Nothing here writes. S3 reads are best effort: without them the view sti
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -298,7 +299,7 @@ def error_message(cause: str | None) -> str | None:
     return lambda_error_message(cause) if cause is not None else None
 
 
-def initial_state(described: dict[str, Any]) -> WorkflowState:
+def initial_state(described: Mapping[str, Any]) -> WorkflowState:
     """The state document as ReceiveRequest makes it from the execution's input: readable before the first state
     ran, and whatever the input holds (Plan refuses a malformed one; it may not even be an object)."""
     text = described.get("input")
@@ -316,7 +317,7 @@ def initial_state(described: dict[str, Any]) -> WorkflowState:
     )
 
 
-def _name_of(described: dict[str, Any]) -> str:
+def _name_of(described: Mapping[str, Any]) -> str:
     return str(described.get("name") or described["executionArn"].rsplit(":", 1)[-1])
 
 

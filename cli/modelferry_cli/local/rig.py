@@ -19,6 +19,7 @@ import sys
 import time
 import uuid
 import zipfile
+from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -490,7 +491,7 @@ def _local_value(node: Any) -> Any:
 _FAILURE_EVENTS = {"TaskFailed", "LambdaFunctionFailed", "MapRunFailed", "MapStateFailed", "ExecutionFailed"}
 
 
-def _state_runs(history: list[dict[str, Any]]) -> list[StateRun]:
+def _state_runs(history: Sequence[Mapping[str, Any]]) -> list[StateRun]:
     """Pair each StateEntered with its StateExited; a state during which a task, Map Run or the execution failed
     is marked failed (its Catch then leads on, so it still exits)."""
     runs: list[StateRun] = []

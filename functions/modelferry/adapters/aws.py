@@ -50,7 +50,7 @@ def client(service: str, *, total_max_attempts: int = 8, read_timeout: int = 120
         connect_timeout=10,
         read_timeout=read_timeout,
     )
-    return boto3.client(service, config=config)
+    return boto3.client(service, config=config)  # type: ignore[call-overload]  # service: one of the Literals above
 
 
 def error_code(exc: ClientError) -> str:

@@ -44,6 +44,12 @@ IAM_ACTIONS = {
     "ListObjectsV2": "s3:ListBucket",
     "ListMultipartUploads": "s3:ListBucketMultipartUploads",
     "ListParts": "s3:ListMultipartUploadParts",
+    "DeleteObjects": "s3:DeleteObject",
+    "GetImportedModel": "bedrock:GetImportedModel",
+    "ListImportedModels": "bedrock:ListImportedModels",
+    "ListTagsForResource": "bedrock:ListTagsForResource",
+    "DeleteImportedModel": "bedrock:DeleteImportedModel",
+    "InvokeModel": "bedrock:InvokeModel",
 }
 _HINTS = {
     "ExecutionDoesNotExist": "check the execution ARN or name and the Region (modelferry list shows recent ones)",
@@ -60,6 +66,7 @@ _HINTS = {
     "ThrottlingException": "AWS is throttling these calls: wait a little and run it again (or raise --interval)",
     "Throttling": "AWS is throttling these calls: wait a little and run it again (or raise --interval)",
     "NoSuchBucket": "the bucket is gone or in another account: check the stack's ModelBucket output",
+    "ResourceNotFoundException": "no such imported model in this Region: modelferry models lists them",
 }
 
 

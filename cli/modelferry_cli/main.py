@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from modelferry_cli import executions_cmd, run_local, validate_cmd
+from modelferry_cli import chat_cmd, executions_cmd, models_cmd, run_local, validate_cmd
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,6 +34,19 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         ("status", "where an execution is, once", executions_cmd.add_status_arguments, executions_cmd.run_status),
         ("list", "recent executions with their outcome", executions_cmd.add_list_arguments, executions_cmd.run_list),
+        ("chat", "talk to an imported model (OpenAI chat completions)", chat_cmd.add_arguments, chat_cmd.run),
+        (
+            "models",
+            "imported models: source, S3 URI, units, price",
+            models_cmd.add_models_arguments,
+            models_cmd.run_models,
+        ),
+        (
+            "delete",
+            "delete an imported model (and its S3 copy)",
+            models_cmd.add_delete_arguments,
+            models_cmd.run_delete,
+        ),
     ):
         command = commands.add_parser(name, help=help_text)
         add(command)

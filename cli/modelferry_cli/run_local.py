@@ -13,6 +13,7 @@ from modelferry_cli.local import extra
 from modelferry_cli.local.rig import ExecutionReport, LocalRig
 
 DEMO_MODEL_NAME = "gpt-oss-tiny-demo"
+CHAT_PROMPT = "What does Custom Model Import do?"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,11 +47,26 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
             print(f"Bedrock: {rig.bedrock.url if rig.bedrock else '-'} (local emulator)", file=out)
             print(f"Input:   {json.dumps(request)}", file=out)
         report = rig.run(request)
-    if args.json:
-        print(json.dumps(report.to_json_dict(), default=str), file=out)
-    else:
-        print_report(report, out)
+        if args.json:
+            print(json.dumps(report.to_json_dict(), default=str), file=out)
+        else:
+            print_report(report, out)
+            if report.imported_model_arn and report.status == "SUCCEEDED":
+                chat_with(report.imported_model_arn, args.name, out)
     return 0 if report.status == "SUCCEEDED" else 1
+
+
+def chat_with(model_arn: str, name: str, out: TextIO) -> None:
+    """What a user does next, while the emulator still runs: one `modelferry chat` exchange with the model."""
+    import boto3
+
+    from modelferry.openai_chat import chat_body, parse_chat_reply
+    from modelferry_cli.chat_cmd import WarmUp, print_exchange
+
+    print(f'\n$ modelferry chat {name} "{CHAT_PROMPT}"', file=out)
+    warm_up = WarmUp(boto3.client("bedrock-runtime"), attempts=10, interval=0, err=out)
+    raw, latency_ms = warm_up.invoke(model_arn, chat_body(CHAT_PROMPT, max_tokens=256))
+    print_exchange(parse_chat_reply(raw), latency_ms, warm_up.refusals, out)
 
 
 def print_report(report: ExecutionReport, out: TextIO) -> None:

@@ -184,7 +184,12 @@ def test_import_then_invoke_as_bedrock_answers(emulator: BedrockEmulator, bedroc
     assert reply["choices"] == [
         {
             "index": 0,
-            "message": {"role": "assistant", "content": "Hello! You asked: What is CMI?"},
+            "message": {
+                "role": "assistant",
+                "content": "Hello! You asked: What is CMI?",
+                # GPT-OSS answers like a reasoning model: its reasoning comes first, apart from the content.
+                "reasoning_content": "The user asks: What is CMI? I should answer in one short sentence.",
+            },
             "finish_reason": "stop",
         }
     ]
@@ -669,7 +674,8 @@ def test_invoke_by_name_and_with_content_parts(runtime: Any, warm_model: str) ->
     assert invoke(runtime, "tiny", body)["choices"][0]["message"]["content"] == "Hello! You asked: Ping?"
 
 
-def test_invoke_quotes_the_last_user_message_and_stops_at_max_tokens(runtime: Any, warm_model: str) -> None:
+def test_invoke_quotes_the_last_user_message_and_stops_at_max_tokens(runtime: Any, emulator: BedrockEmulator) -> None:
+    warm_model = emulator.add_imported_model("tiny-llama", S3_URI, architecture="llama", warm=True)
     body = json.dumps(
         {
             "messages": [
@@ -687,6 +693,35 @@ def test_invoke_quotes_the_last_user_message_and_stops_at_max_tokens(runtime: An
     assert reply["choices"][0]["finish_reason"] == "length"
     assert reply["usage"] == {"prompt_tokens": 8, "completion_tokens": 3, "total_tokens": 11}
     assert "second question" in invoke(runtime, warm_model, chat("second question"))["choices"][0]["message"]["content"]
+
+
+def test_a_gpt_oss_model_reasons_first_and_is_cut_off_in_its_reasoning_by_a_small_budget(
+    runtime: Any, warm_model: str
+) -> None:
+    body = json.dumps({"messages": [{"role": "user", "content": "Ping?"}], "max_tokens": 3})
+    reply = invoke(runtime, warm_model, body)
+    (choice,) = reply["choices"]
+    assert choice["message"] == {"role": "assistant", "content": "", "reasoning_content": "The user asks:"}
+    assert choice["finish_reason"] == "length"
+    assert reply["usage"]["completion_tokens"] == 3
+
+    answered = invoke(runtime, warm_model, json.dumps({"messages": [{"role": "user", "content": "Ping?"}]}))
+    assert answered["choices"][0]["message"]["content"] == "Hello! You asked: Ping?"
+    assert answered["choices"][0]["finish_reason"] == "stop"
+
+
+def test_an_imported_model_carries_the_tags_its_import_job_gave_it(emulator: BedrockEmulator, bedrock: Any) -> None:
+    tags = [{"key": "modelferry:source", "value": "org/tiny@abc123"}, {"key": "team", "value": "ml"}]
+    model_arn = import_model(bedrock, importedModelTags=tags)
+
+    assert bedrock.list_tags_for_resource(resourceARN=model_arn)["tags"] == tags
+    (summary,) = bedrock.list_imported_models()["modelSummaries"]
+    assert summary["modelArn"] == model_arn
+    seeded = emulator.add_imported_model("other", S3_URI, tags={"owner": "someone"})
+    assert bedrock.list_tags_for_resource(resourceARN=seeded)["tags"] == [{"key": "owner", "value": "someone"}]
+    with pytest.raises(ClientError) as missing:
+        bedrock.list_tags_for_resource(resourceARN=model_arn + "x")
+    assert error_of(missing)[0] == "ResourceNotFoundException"
 
 
 def test_model_goes_cold_again_after_idling(emulator: BedrockEmulator, bedrock: Any, runtime: Any) -> None:

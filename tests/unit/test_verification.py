@@ -61,6 +61,11 @@ def completion(content: Any = "I am a language model.", **overrides: Any) -> dic
     return reply
 
 
+def choice(message: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """A complete choices[] entry: index 0, the assistant's role, then what the case varies."""
+    return {"index": 0, "message": {"role": "assistant", **message}, **fields}
+
+
 def raw(document: Any) -> bytes:
     return json.dumps(document).encode()
 
@@ -106,14 +111,18 @@ def described(stubber: Stubber) -> None:
     )
 
 
-def answers(stubber: Stubber, body: bytes) -> None:
+def answers(stubber: Stubber, body: bytes, max_tokens: int = 64) -> None:
     stubber.add_response(
         "invoke_model",
         {"body": StreamingBody(io.BytesIO(body), len(body)), "contentType": "application/json"},
         {
             "modelId": MODEL_ARN,
             "body": json.dumps(
-                {"messages": [{"role": "user", "content": DEFAULT_VERIFY_PROMPT}], "max_tokens": 64, "temperature": 0.0}
+                {
+                    "messages": [{"role": "user", "content": DEFAULT_VERIFY_PROMPT}],
+                    "max_tokens": max_tokens,
+                    "temperature": 0.0,
+                }
             ),
             "contentType": "application/json",
             "accept": "application/json",
@@ -151,15 +160,31 @@ def test_one_openai_chat_completions_call_and_the_result_recorded(
     assert record["model"]["custom_model_units"] == 2
 
 
+def test_a_reasoning_model_cut_off_in_its_reasoning_is_asked_again_with_a_larger_budget(
+    bedrock: tuple[Any, Stubber], runtime: tuple[Any, Stubber], s3: Any
+) -> None:
+    described(bedrock[1])
+    cut_off = completion(
+        choices=[choice({"content": "", "reasoning_content": "The user asks"}, finish_reason="length")]
+    )
+    answers(runtime[1], raw(cut_off), max_tokens=64)
+    answers(runtime[1], raw(cut_off), max_tokens=256)
+    answers(runtime[1], raw(completion(content="I am GPT-OSS.")), max_tokens=1024)
+
+    result = verify(bedrock, runtime, s3)
+
+    assert (result.reply, result.finish_reason) == ("I am GPT-OSS.", "stop")
+
+
 @pytest.mark.parametrize(
     "reply",
     [
         completion(
             content="",
-            choices=[{"message": {"content": None, "reasoning_content": "Thinking."}, "finish_reason": "length"}],
+            choices=[choice({"content": None, "reasoning_content": "Thinking."}, finish_reason="length")],
         ),
-        completion(choices=[{"message": {"content": ""}, "reasoning_content": "Thinking.", "finish_reason": "length"}]),
-        completion(choices=[{"message": {"content": "", "reasoning": "Thinking."}, "finish_reason": "length"}]),
+        completion(choices=[choice({"content": ""}, reasoning_content="Thinking.", finish_reason="length")]),
+        completion(choices=[choice({"content": "", "reasoning": "Thinking."}, finish_reason="length")]),
     ],
     ids=["message.reasoning_content", "choice.reasoning_content", "message.reasoning"],
 )
@@ -191,6 +216,25 @@ def test_total_tokens_is_computed_when_the_reply_leaves_it_out() -> None:
         (raw(completion(content="")), None, "no content and no reasoning_content"),
         (raw(completion(content="   ")), None, "no content and no reasoning_content"),
         (raw(completion(choices=[{"message": {"content": "hi"}}])), None, "no finish_reason"),
+        (raw(completion(id=None)), None, "reply's id is null"),
+        (raw(completion(object="text_completion")), None, "object is \"text_completion\", expected 'chat.completion'"),
+        (raw(completion(created="today")), None, "created is"),
+        (raw(completion(model=None)), None, "model is null"),
+        (
+            raw(completion(choices=[{"message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}])),
+            None,
+            r"choices[0].index is null",
+        ),
+        (
+            raw(completion(choices=[choice({"role": "user", "content": "hi"}, finish_reason="stop")])),
+            None,
+            'message.role is "user"',
+        ),
+        (
+            raw(completion(usage={"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 9})),
+            None,
+            "total_tokens is 9, not prompt_tokens \\+ completion_tokens",
+        ),
         (raw(completion(usage=None)), None, "usage lacks token counts"),
         (raw(completion(usage={"prompt_tokens": "many"})), None, "usage lacks token counts"),
         (raw(completion()), "Paris", "does not contain verify_expect 'Paris'"),
@@ -203,6 +247,13 @@ def test_total_tokens_is_computed_when_the_reply_leaves_it_out() -> None:
         "empty",
         "blank",
         "no-finish",
+        "no-id",
+        "not-chat-completion",
+        "bad-created",
+        "no-model",
+        "no-index",
+        "wrong-role",
+        "total-not-sum",
         "no-usage",
         "bad-usage",
         "expect",

@@ -26,6 +26,7 @@ from modelferry.errors import (
     ModelNotReadyTimedOut,
     VerificationFailed,
 )
+from modelferry.openai_chat import ReplyInvalid, chat_body, parse_chat_reply
 
 if TYPE_CHECKING:
     from mypy_boto3_bedrock import BedrockClient
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 _SNIPPET = 300
+# The largest verify_max_tokens the execution input accepts.
+MAX_VERIFY_TOKENS = 4096
 
 # What to look at when InvokeModel refuses for good, by error code.
 _INVOKE_HINTS = {
@@ -42,10 +45,6 @@ _INVOKE_HINTS = {
     "ModelErrorException": "the model failed while answering: check its weights and config.json",
     "ModelTimeoutException": "the model took too long to answer",
 }
-
-
-def chat_request(prompt: str, max_tokens: int) -> dict[str, Any]:
-    return {"messages": [{"role": "user", "content": prompt}], "max_tokens": max_tokens, "temperature": 0.0}
 
 
 def describe_model(model_arn: str, *, bedrock: BedrockClient) -> ModelDescription:
@@ -75,19 +74,19 @@ def verify_model(
     s3: S3Client,
     not_ready_budget_seconds: int,
 ) -> VerifyResult:
-    """Describe, invoke once, check the reply; the result is also written under the run prefix."""
+    """Describe, invoke (again with more tokens while a reasoning model is cut off in its reasoning), check the
+    reply; the result is also written under the run prefix."""
     description = describe_model(model_arn, bedrock=bedrock)
-    body = json.dumps(chat_request(run.verify_prompt, run.verify_max_tokens))
-    started = time.monotonic()
-    try:
-        response = runtime.invoke_model(
-            modelId=model_arn, body=body, contentType="application/json", accept="application/json"
-        )
-        raw = response["body"].read()
-    except ClientError as exc:
-        ledger = WaitLedger(s3, run.bucket, run.layout.not_ready_ledger)
-        raise _invoke_error(exc, model_arn, ledger, not_ready_budget_seconds) from exc
-    latency_ms = int((time.monotonic() - started) * 1000)
+    ledger = WaitLedger(s3, run.bucket, run.layout.not_ready_ledger)
+    max_tokens = run.verify_max_tokens
+    body = chat_body(run.verify_prompt, max_tokens=max_tokens)
+    raw, latency_ms = _invoke(runtime, model_arn, body, ledger, not_ready_budget_seconds)
+    # A reasoning model (GPT-OSS) spends its budget on reasoning first: cut off there, it needs more tokens, it is not
+    # broken. The budget grows up to the largest verify_max_tokens the input allows.
+    while _cut_off_in_reasoning(raw) and max_tokens < MAX_VERIFY_TOKENS:
+        max_tokens = min(max_tokens * 4, MAX_VERIFY_TOKENS)
+        body = chat_body(run.verify_prompt, max_tokens=max_tokens)
+        raw, latency_ms = _invoke(runtime, model_arn, body, ledger, not_ready_budget_seconds)
     result = check_reply(raw, description, latency_ms, run.verify_expect)
     put_json(
         s3,
@@ -96,6 +95,28 @@ def verify_model(
         {"prompt": run.verify_prompt, "expect": run.verify_expect, **result.model_dump(mode="json")},
     )
     return result
+
+
+def _cut_off_in_reasoning(raw: bytes) -> bool:
+    try:
+        return parse_chat_reply(raw).cut_off_in_reasoning
+    except ReplyInvalid:
+        return False  # check_reply says what is wrong
+
+
+def _invoke(
+    runtime: BedrockRuntimeClient, model_arn: str, body: dict[str, Any], ledger: WaitLedger, budget: int
+) -> tuple[bytes, int]:
+    """One InvokeModel call: the reply's bytes and the call's latency in milliseconds."""
+    started = time.monotonic()
+    try:
+        response = runtime.invoke_model(
+            modelId=model_arn, body=json.dumps(body), contentType="application/json", accept="application/json"
+        )
+        raw = response["body"].read()
+    except ClientError as exc:
+        raise _invoke_error(exc, model_arn, ledger, budget) from exc
+    return raw, int((time.monotonic() - started) * 1000)
 
 
 def _invoke_error(exc: ClientError, model_arn: str, ledger: WaitLedger, budget: int) -> Exception:
@@ -121,63 +142,25 @@ def _invoke_error(exc: ClientError, model_arn: str, ledger: WaitLedger, budget: 
     return InvocationFailed(f"InvokeModel on {model_arn} failed with {code}: {message} ({hint})")
 
 
-def _text(value: Any) -> str:
-    """Message content as text: a string, a list of OpenAI content parts, or anything else as JSON."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list):
-        return "".join(
-            str(part.get("text", "")) if isinstance(part, dict) else str(part) for part in value if part is not None
-        )
-    return json.dumps(value)
-
-
 def check_reply(raw: bytes, model: ModelDescription, latency_ms: int, expect: str | None) -> VerifyResult:
-    """A usable chat completion: content or reasoning, a finish_reason, token counts, and `expect` if given."""
-    if not raw.strip():
-        raise VerificationFailed("the model's reply is empty (no bytes)")
+    """A chat completion checked field by field (openai_chat), with `expect` in its content or reasoning if given."""
     try:
-        reply = json.loads(raw)
-    except ValueError as exc:
-        raise VerificationFailed(f"the model's reply is not JSON: {raw[:200]!r}") from exc
-    choices = reply.get("choices") if isinstance(reply, dict) else None
-    if not choices or not isinstance(choices, list) or not isinstance(choices[0], dict):
-        raise VerificationFailed(f"the reply has no choices[0]: {str(reply)[:_SNIPPET]}")
-    choice: dict[str, Any] = choices[0]
-    message: dict[str, Any] = choice["message"] if isinstance(choice.get("message"), dict) else {}
-    content = _text(message.get("content"))
-    # Where reasoning models put their reasoning is not documented: look in the likely places.
-    reasoning = _text(message.get("reasoning_content") or message.get("reasoning") or choice.get("reasoning_content"))
-    if not content.strip() and not reasoning.strip():
-        raise VerificationFailed(
-            f"the reply's choices[0].message has no content and no reasoning_content: {json.dumps(choice)[:_SNIPPET]}"
-        )
-    finish_reason = choice.get("finish_reason")
-    if not finish_reason:
-        raise VerificationFailed("the reply's choices[0] has no finish_reason")
-    usage = reply.get("usage") if isinstance(reply.get("usage"), dict) else {}
-    try:
-        prompt_tokens, completion_tokens = int(usage["prompt_tokens"]), int(usage["completion_tokens"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise VerificationFailed(f"the reply's usage lacks token counts: {usage}") from exc
+        reply = parse_chat_reply(raw)
+    except ReplyInvalid as exc:
+        raise VerificationFailed(str(exc)) from exc
+    content, reasoning = reply.content, reply.reasoning or ""
     if expect and expect not in f"{content}\n{reasoning}":
         raise VerificationFailed(
             f"the reply does not contain verify_expect {expect!r}: {content[:_SNIPPET]!r}"
             + (f", reasoning {reasoning[:_SNIPPET]!r}" if reasoning else "")
         )
-    try:
-        total_tokens = int(usage.get("total_tokens") or prompt_tokens + completion_tokens)
-    except (TypeError, ValueError):
-        total_tokens = prompt_tokens + completion_tokens
     return VerifyResult(
         model=model,
         reply=content,
-        reasoning=reasoning or None,
-        finish_reason=str(finish_reason),
-        prompt_tokens=prompt_tokens,
-        completion_tokens=completion_tokens,
-        total_tokens=total_tokens,
+        reasoning=reply.reasoning,
+        finish_reason=reply.finish_reason,
+        prompt_tokens=reply.usage.prompt_tokens,
+        completion_tokens=reply.usage.completion_tokens,
+        total_tokens=reply.usage.total_tokens,
         latency_ms=latency_ms,
     )

@@ -50,25 +50,39 @@ def parse_chat_request(body: bytes) -> dict[str, Any]:
     return request
 
 
-def chat_completion(model_arn: str, request: dict[str, Any], *, empty: bool, created: datetime) -> bytes:
-    """A deterministic answer that quotes the last user message, cut at max_tokens words as a model would."""
+# Architectures that answer like a reasoning model: reasoning first, then the content.
+REASONING_ARCHITECTURES = frozenset({"gpt_oss"})
+
+
+def chat_completion(
+    model_arn: str, request: dict[str, Any], *, empty: bool, created: datetime, reasoning: bool = False
+) -> bytes:
+    """A deterministic answer that quotes the last user message, cut at max_tokens words as a model would.
+
+    A reasoning model spends its budget on reasoning first, so a small max_tokens cuts it off before any content
+    (finish_reason "length", empty content). Its reasoning goes in ``message.reasoning_content``: one of the places
+    OpenAI-compatible servers use; AWS does not document where an imported GPT-OSS puts it.
+    """
     messages = request["messages"]
     prompt = next((_text_of(m["content"]) for m in reversed(messages) if m["role"] == "user"), "")
+    thoughts = f"The user asks: {prompt} I should answer in one short sentence.".split() if reasoning else []
     words = f"Hello! You asked: {prompt}".split()
-    max_tokens = request.get("max_tokens") or len(words)
-    finish_reason = "stop" if len(words) <= max_tokens else "length"
-    content = "" if empty else " ".join(words[:max_tokens])
+    max_tokens = request.get("max_tokens") or len(thoughts) + len(words)
+    finish_reason = "stop" if len(thoughts) + len(words) <= max_tokens else "length"
+    thought = " ".join(thoughts[:max_tokens])
+    content = "" if empty else " ".join(words[: max(0, max_tokens - len(thoughts))])
     prompt_tokens = max(1, sum(len(_text_of(m["content"]).split()) for m in messages))
-    completion_tokens = len(content.split())
+    completion_tokens = len(thought.split()) + len(content.split())
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    if reasoning:
+        message["reasoning_content"] = thought
     return json.dumps(
         {
             "id": f"chatcmpl-{uuid.uuid4().hex}",
             "object": "chat.completion",
             "created": int(created.timestamp()),
             "model": model_arn,
-            "choices": [
-                {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": finish_reason}
-            ],
+            "choices": [{"index": 0, "message": message, "finish_reason": finish_reason}],
             "usage": {
                 "prompt_tokens": prompt_tokens,
                 "completion_tokens": completion_tokens,

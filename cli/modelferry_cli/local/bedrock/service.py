@@ -17,12 +17,12 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 from urllib.parse import unquote
 
-from modelferry_cli.local.bedrock.chat import chat_completion, parse_chat_request
+from modelferry_cli.local.bedrock.chat import REASONING_ARCHITECTURES, chat_completion, parse_chat_request
 from modelferry_cli.local.bedrock.errors import BedrockError
 from modelferry_cli.local.bedrock.judge import ArtifactInspection, inspect_artifacts
 from modelferry_cli.local.bedrock.server import EmulatorServer
@@ -36,6 +36,7 @@ from modelferry_cli.local.bedrock.wire import (
     apply_time_query,
     paginate,
     parse_create_request,
+    parse_tags_request,
     timestamp,
     validation_errors,
     validation_exception,
@@ -90,6 +91,7 @@ class ImportJob:
     end_time: datetime | None = None
     failure_message: str | None = None
     imported_model_arn: str | None = None
+    model_tags: list[dict[str, str]] = field(default_factory=list)  # importedModelTags, given to the model it makes
 
 
 @dataclass
@@ -107,6 +109,7 @@ class ImportedModel:
     cold_rejections: int = 0
     last_used: float = 0.0  # the emulator's monotonic clock at the last successful invocation
     invocations: int = 0
+    tags: list[dict[str, str]] = field(default_factory=list)
 
 
 class Call(NamedTuple):
@@ -207,6 +210,7 @@ class BedrockEmulator:
         architecture: str = "gpt_oss",
         custom_model_units: int = 1,
         warm: bool = False,
+        tags: dict[str, str] | None = None,
     ) -> str:
         """An imported model (and the Completed job that made it), as an earlier import would have left them."""
         with self._lock:
@@ -236,6 +240,7 @@ class BedrockEmulator:
                 creation_time=now,
                 warm=warm,
                 last_used=self._monotonic(),
+                tags=[{"key": key, "value": value} for key, value in (tags or {}).items()],
             )
             job.imported_model_arn = model.arn
             self._jobs[job.arn] = job
@@ -353,6 +358,7 @@ class BedrockEmulator:
             last_modified_time=created,
             inspection=inspect_artifacts(self._s3_client, request.s3_uri),
             started_at=self._monotonic(),
+            model_tags=request.model_tags,
         )
         self._jobs[job.arn] = job
         if request.token is not None:
@@ -450,6 +456,15 @@ class BedrockEmulator:
         ]
         return paginate(summaries, query, "modelSummaries")
 
+    def _list_tags_for_resource(self, _labels: dict[str, str], _query: dict[str, str], body: bytes) -> dict[str, Any]:
+        arn = parse_tags_request(body)
+        model = self._models.get(arn)
+        if model is not None:
+            return {"tags": list(model.tags)}
+        if arn in self._jobs:
+            return {"tags": []}
+        raise BedrockError("ResourceNotFoundException", f"Could not find resource {arn}.")
+
     def _delete_imported_model(self, labels: dict[str, str], _query: dict[str, str], _body: bytes) -> dict[str, Any]:
         del self._models[self._find_model(labels["modelIdentifier"]).arn]
         return {}
@@ -480,7 +495,9 @@ class BedrockEmulator:
         empty = behaviour.invoke_empty_content_times > 0
         if empty:
             behaviour.invoke_empty_content_times -= 1
-        return chat_completion(model.arn, request, empty=empty, created=self.now())
+        return chat_completion(
+            model.arn, request, empty=empty, created=self.now(), reasoning=model.architecture in REASONING_ARCHITECTURES
+        )
 
     # -- state machine ---------------------------------------------------------------------------------------------
 
@@ -514,6 +531,7 @@ class BedrockEmulator:
             instruct_supported=job.inspection.instruct_supported,
             custom_model_units=custom_model_units_for(job.inspection.weights_bytes),
             creation_time=job.end_time,
+            tags=list(job.model_tags),
         )
         self._models[model.arn] = model
         job.status, job.imported_model_arn = "Completed", model.arn
@@ -564,6 +582,7 @@ _ROUTES = tuple(
             BedrockEmulator._get_model_import_job,
         ),
         ("GET", r"/imported-models", "ListImportedModels", BedrockEmulator._list_imported_models),
+        ("POST", r"/listTagsForResource", "ListTagsForResource", BedrockEmulator._list_tags_for_resource),
         (
             "GET",
             r"/imported-models/(?P<modelIdentifier>[^/]+)",

@@ -56,6 +56,7 @@ class CreateRequest(NamedTuple):
     role_arn: Any
     s3_uri: Any
     token: Any
+    model_tags: list[dict[str, str]]
 
 
 def parse_create_request(body: bytes) -> CreateRequest:
@@ -74,7 +75,26 @@ def parse_create_request(body: bytes) -> CreateRequest:
         role_arn=request.get("roleArn"),
         s3_uri=s3_source.get("s3Uri") if isinstance(s3_source, dict) else None,
         token=request.get("clientRequestToken"),
+        model_tags=[
+            {"key": str(tag["key"]), "value": str(tag["value"])}
+            for tag in request.get("importedModelTags") or []
+            if isinstance(tag, dict) and "key" in tag and "value" in tag
+        ],
     )
+
+
+def parse_tags_request(body: bytes) -> str:
+    """ListTagsForResource's `resourceARN` (a POST with a JSON body in botocore's bedrock model)."""
+    try:
+        request = json.loads(body)
+    except ValueError:
+        request = None
+    arn = request.get("resourceARN") if isinstance(request, dict) else None
+    if not isinstance(arn, str) or not arn:
+        raise validation_exception(
+            ["Value null at 'resourceARN' failed to satisfy constraint: Member must not be null"]
+        )
+    return arn
 
 
 def paginate(items: list[dict[str, Any]], query: dict[str, str], key: str) -> dict[str, Any]:

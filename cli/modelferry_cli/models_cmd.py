@@ -25,6 +25,7 @@ from modelferry_cli.aws_context import (
 if TYPE_CHECKING:
     from mypy_boto3_bedrock import BedrockClient
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
 
 SOURCE_TAG, S3_URI_TAG = "modelferry:source", "modelferry:s3-uri"
 # The stack's defaults (template.yaml parameters PricePerCmuMinute and RunsPrefix).
@@ -173,7 +174,7 @@ def run_delete(args: argparse.Namespace, out: TextIO) -> int:
     print(f"Deleted {model['name']}", file=out)
     for bucket, prefix, keys in targets:
         for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1000 keys
-            batch = [{"Key": key} for key in keys[start : start + 1000]]
+            batch: list[ObjectIdentifierTypeDef] = [{"Key": key} for key in keys[start : start + 1000]]
             s3.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
         print(f"Deleted {len(keys)} objects under s3://{bucket}/{prefix}", file=out)
     return EXIT_OK

@@ -370,6 +370,9 @@ class ModelDescription(BaseModel):
     instruct_supported: bool | None
     custom_model_units: int | None
     custom_model_units_version: str | None
+    created_at: str | None = Field(
+        default=None, description="GetImportedModel's creationTime: when the import made the model (ISO 8601)."
+    )
 
 
 class VerifyResult(BaseModel):
@@ -381,6 +384,11 @@ class VerifyResult(BaseModel):
     completion_tokens: int
     total_tokens: int
     latency_ms: int
+    tokens_per_second: float | None = Field(description="Completion tokens over the call's latency.")
+    cold_start_seconds: int | None = Field(
+        description="From the import's completion (the model's creationTime) to this first answer (the reply's Date), "
+        "both on Bedrock's clock; None for a model this run did not import (reused)."
+    )
 
 
 class NotifyResult(BaseModel):

@@ -15,6 +15,7 @@ import pytest
 from botocore.stub import ANY, Stubber
 
 from modelferry import errors
+from modelferry.adapters.bedrock import describe_duration
 from modelferry.adapters.settings import NotifySettings
 from modelferry.contract import NotifyResult, Stage, WorkflowState
 from modelferry.errors import NotificationFailed
@@ -96,6 +97,17 @@ def test_success_says_what_was_imported_what_it_costs_and_what_to_do_next() -> N
     }
     assert notification.details["verification"]["total_tokens"] == SUCCEEDED["state"]["verify"]["total_tokens"]
     assert notification.details["reused"] is False
+    verify = SUCCEEDED["state"]["verify"]
+    assert f"Cold start: {describe_duration(verify['cold_start_seconds'])} from the import's end" in notification.text
+    assert f"{verify['tokens_per_second']} tokens/s" in notification.text
+    assert notification.details["verification"]["cold_start_seconds"] == verify["cold_start_seconds"]
+
+
+def test_a_reused_model_reports_its_speed_but_no_cold_start() -> None:
+    state = succeeded_state(**{"verify.cold_start_seconds": None, "verify.tokens_per_second": 12.5})
+    notification = success_notification(state, SETTINGS)
+    assert "Cold start" not in notification.text
+    assert "Speed:      12.5 tokens/s" in notification.text
 
 
 def test_a_reused_model_is_reported_as_verified_not_imported() -> None:

@@ -97,10 +97,11 @@ def runtime() -> Iterator[tuple[Any, Stubber]]:
         stubber.assert_no_pending_responses()
 
 
-def described(stubber: Stubber) -> None:
+def described(stubber: Stubber, created: datetime | None = None) -> None:
     stubber.add_response(
         "get_imported_model",
         {
+            **({"creationTime": created} if created else {}),
             "modelArn": MODEL_ARN,
             "modelName": RUN.model_name,
             "modelArchitecture": "gpt_oss",
@@ -111,10 +112,11 @@ def described(stubber: Stubber) -> None:
     )
 
 
-def answers(stubber: Stubber, body: bytes, max_tokens: int = 64) -> None:
+def answers(stubber: Stubber, body: bytes, max_tokens: int = 64, at: datetime | None = None) -> None:
+    meta = {"ResponseMetadata": {"HTTPHeaders": {"date": format_datetime(at, usegmt=True)}}} if at else {}
     stubber.add_response(
         "invoke_model",
-        {"body": StreamingBody(io.BytesIO(body), len(body)), "contentType": "application/json"},
+        {"body": StreamingBody(io.BytesIO(body), len(body)), "contentType": "application/json", **meta},
         {
             "modelId": MODEL_ARN,
             "body": json.dumps(
@@ -154,6 +156,7 @@ def test_one_openai_chat_completions_call_and_the_result_recorded(
     assert (result.reply, result.reasoning, result.finish_reason) == ("I am a language model.", None, "stop")
     assert (result.prompt_tokens, result.completion_tokens, result.total_tokens) == (12, 6, 18)
     assert result.latency_ms >= 0
+    assert result.cold_start_seconds is None  # GetImportedModel gave no creationTime
     record = get_json(s3, BUCKET, RUN.layout.verify_result)
     assert record["prompt"] == DEFAULT_VERIFY_PROMPT
     assert record["reply"] == "I am a language model."
@@ -323,3 +326,36 @@ def test_a_model_that_cannot_be_described_fails_verification_at_once(
     )
     with pytest.raises(InvocationFailed, match="ResourceNotFoundException: Could not find imported model"):
         verify(bedrock, runtime, s3)
+
+
+# --- what the first answer tells --------------------------------------------------------------------------------------
+
+
+def test_the_cold_start_is_the_time_from_the_import_to_the_first_answer_on_bedrocks_clock(
+    bedrock: tuple[Any, Stubber], runtime: tuple[Any, Stubber], s3: Any
+) -> None:
+    started = datetime.fromisoformat(RUN.started_at).replace(microsecond=0)  # an HTTP Date has whole seconds
+    imported = started + timedelta(minutes=14)
+    described(bedrock[1], created=imported)
+    answers(runtime[1], raw(completion()), at=imported + timedelta(minutes=4, seconds=5))
+
+    result = verify(bedrock, runtime, s3)
+
+    assert result.model.created_at == imported.isoformat()
+    assert result.cold_start_seconds == 245
+
+
+def test_a_model_made_before_the_run_reports_no_cold_start(
+    bedrock: tuple[Any, Stubber], runtime: tuple[Any, Stubber], s3: Any
+) -> None:
+    started = datetime.fromisoformat(RUN.started_at)
+    described(bedrock[1], created=started - timedelta(days=3))  # reused: its import was another run's
+    answers(runtime[1], raw(completion()), at=started + timedelta(minutes=1))
+
+    assert verify(bedrock, runtime, s3).cold_start_seconds is None
+
+
+def test_tokens_per_second_are_the_completion_tokens_over_the_latency() -> None:
+    result = check_reply(raw(completion()), DESCRIPTION, latency_ms=2000, expect=None)
+    assert result.tokens_per_second == 3.0  # 6 completion tokens in 2 s
+    assert check_reply(raw(completion()), DESCRIPTION, latency_ms=0, expect=None).tokens_per_second is None

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
+from modelferry.adapters.bedrock import describe_duration
 from modelferry.adapters.s3 import list_records
 from modelferry.adapters.settings import NotifySettings
 from modelferry.contract import CopyFailure, ImportJobStatus, NotifyResult, RunLayout, WorkflowState
@@ -88,6 +89,8 @@ _VERIFICATION_FIELDS = (
     "completion_tokens",
     "total_tokens",
     "latency_ms",
+    "tokens_per_second",
+    "cold_start_seconds",
 )
 DEFAULT_NEXT_STEP = "Read the error and cause above; the execution history shows the failing step."
 
@@ -174,6 +177,14 @@ def success_notification(state: WorkflowState, settings: NotifySettings) -> Noti
         f"Reply:      {verify.reply[:300]!r} ({verify.latency_ms} ms, "
         f"{verify.total_tokens} tokens, finish_reason {verify.finish_reason})",
     ]
+    speed = f"{verify.tokens_per_second} tokens/s" if verify.tokens_per_second is not None else "speed unknown"
+    if verify.cold_start_seconds is not None:
+        lines.append(
+            f"Cold start: {describe_duration(verify.cold_start_seconds)} from the import's end to the first answer; "
+            f"{speed}"
+        )
+    else:
+        lines.append(f"Speed:      {speed}")
     if details["replaced_model_arn"]:
         lines.insert(3, f"Replaced:   {details['replaced_model_arn']} (deleted, as if_exists=replace asked)")
     if cost:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from modelferry.adapters.aws import error_code, error_message
-from modelferry.adapters.bedrock import WaitLedger, describe_duration, service_time, translate_bedrock_error
+from modelferry.adapters.bedrock import WaitLedger, as_utc, describe_duration, service_time, translate_bedrock_error
 from modelferry.adapters.s3 import put_json
 from modelferry.contract import ModelDescription, RunInfo, VerifyResult
 from modelferry.errors import (
@@ -62,6 +63,7 @@ def describe_model(model_arn: str, *, bedrock: BedrockClient) -> ModelDescriptio
         instruct_supported=model.get("instructSupported"),
         custom_model_units=units.get("customModelUnitsPerModelCopy"),
         custom_model_units_version=units.get("customModelUnitsVersion"),
+        created_at=created.isoformat() if (created := as_utc(model.get("creationTime"))) else None,
     )
 
 
@@ -80,14 +82,15 @@ def verify_model(
     ledger = WaitLedger(s3, run.bucket, run.layout.not_ready_ledger)
     max_tokens = run.verify_max_tokens
     body = chat_body(run.verify_prompt, max_tokens=max_tokens)
-    raw, latency_ms = _invoke(runtime, model_arn, body, ledger, not_ready_budget_seconds)
+    raw, latency_ms, answered_at = _invoke(runtime, model_arn, body, ledger, not_ready_budget_seconds)
     # A reasoning model (GPT-OSS) spends its budget on reasoning first: cut off there, it needs more tokens, it is not
     # broken. The budget grows up to the largest verify_max_tokens the input allows.
     while _cut_off_in_reasoning(raw) and max_tokens < MAX_VERIFY_TOKENS:
         max_tokens = min(max_tokens * 4, MAX_VERIFY_TOKENS)
         body = chat_body(run.verify_prompt, max_tokens=max_tokens)
-        raw, latency_ms = _invoke(runtime, model_arn, body, ledger, not_ready_budget_seconds)
+        raw, latency_ms, answered_at = _invoke(runtime, model_arn, body, ledger, not_ready_budget_seconds)
     result = check_reply(raw, description, latency_ms, run.verify_expect)
+    result.cold_start_seconds = _cold_start_seconds(description, run, answered_at)
     put_json(
         s3,
         run.bucket,
@@ -95,6 +98,15 @@ def verify_model(
         {"prompt": run.verify_prompt, "expect": run.verify_expect, **result.model_dump(mode="json")},
     )
     return result
+
+
+def _cold_start_seconds(model: ModelDescription, run: RunInfo, answered_at: datetime) -> int | None:
+    """Seconds from the import's completion to the first answer, when this run made the model; a model created
+    before the run started was reused, and its import says nothing of this answer."""
+    created, started = as_utc(model.created_at), as_utc(run.started_at)
+    if created is None or (started is not None and created < started):
+        return None
+    return max(0, int((answered_at - created).total_seconds()))
 
 
 def _cut_off_in_reasoning(raw: bytes) -> bool:
@@ -106,8 +118,8 @@ def _cut_off_in_reasoning(raw: bytes) -> bool:
 
 def _invoke(
     runtime: BedrockRuntimeClient, model_arn: str, body: dict[str, Any], ledger: WaitLedger, budget: int
-) -> tuple[bytes, int]:
-    """One InvokeModel call: the reply's bytes and the call's latency in milliseconds."""
+) -> tuple[bytes, int, datetime]:
+    """One InvokeModel call: the reply's bytes, the call's latency in milliseconds, and when Bedrock answered."""
     started = time.monotonic()
     try:
         response = runtime.invoke_model(
@@ -116,7 +128,7 @@ def _invoke(
         raw = response["body"].read()
     except ClientError as exc:
         raise _invoke_error(exc, model_arn, ledger, budget) from exc
-    return raw, int((time.monotonic() - started) * 1000)
+    return raw, int((time.monotonic() - started) * 1000), service_time(response)
 
 
 def _invoke_error(exc: ClientError, model_arn: str, ledger: WaitLedger, budget: int) -> Exception:
@@ -163,4 +175,6 @@ def check_reply(raw: bytes, model: ModelDescription, latency_ms: int, expect: st
         completion_tokens=reply.usage.completion_tokens,
         total_tokens=reply.usage.total_tokens,
         latency_ms=latency_ms,
+        tokens_per_second=round(reply.usage.completion_tokens * 1000 / latency_ms, 1) if latency_ms > 0 else None,
+        cold_start_seconds=None,
     )

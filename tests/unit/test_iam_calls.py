@@ -4,6 +4,8 @@ Static: moto does not enforce IAM, so the local rig cannot see a missing permiss
 (tests/support/aws_calls.py) and the template. The mapping from API calls to IAM actions rests on AWS's pages:
 - "Actions, resources, and condition keys for Amazon S3" / "... for Amazon Bedrock" (one action per operation;
   multipart uploads need s3:PutObject, aborting needs s3:AbortMultipartUpload, ListObjectsV2 needs s3:ListBucket).
+- S3 API reference, GetObject and HeadObject: without s3:ListBucket a missing key answers 403 Access Denied, with it
+  404 Not Found. Every read here treats a missing key as an answer, so every read needs s3:ListBucket.
 - S3 user guide, "Using server-side encryption with AWS KMS keys (SSE-KMS)": reading an SSE-KMS object needs
   kms:Decrypt, writing one kms:GenerateDataKey, and a multipart upload both (S3 decrypts the data key to complete it).
 - SNS developer guide, "Data encryption": publishing to an encrypted topic needs kms:GenerateDataKey and kms:Decrypt.
@@ -86,8 +88,8 @@ ENTRY_POINTS = {"CopyTaskRole": ("modelferry.handlers.copy_file_on_fargate", "ma
 
 S3_READ = {"s3:GetObject"}
 S3_ACTIONS = {
-    "get_object": {"s3:GetObject"},
-    "head_object": {"s3:GetObject"},
+    "get_object": {"s3:GetObject", "s3:ListBucket"},
+    "head_object": {"s3:GetObject", "s3:ListBucket"},
     "put_object": {"s3:PutObject"},
     "create_multipart_upload": {"s3:PutObject"},
     "upload_part": {"s3:PutObject"},

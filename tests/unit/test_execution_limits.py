@@ -86,3 +86,45 @@ def test_poll_parameters_are_bounded_both_ways(parameters: dict[str, Any]) -> No
     for name in ("ImportPollSeconds", "ImportTimeoutSeconds"):
         assert {"MinValue", "MaxValue"} <= set(parameters[name]), name
         assert parameters[name]["MinValue"] <= parameters[name]["Default"] <= parameters[name]["MaxValue"]
+
+
+# --- the copy's child work ---------------------------------------------------------------------------------------
+MAP_RESULT_LIMIT = 256 * 1024
+FARGATE_ITEMS = 500  # more than any model has files above the Lambda threshold (200 GB / 20 GiB is 10)
+BEDROCK_MAX_WEIGHT_BYTES = 200 * 10**9  # "weights < 200 GB for text models" (Custom Model Import guidelines)
+SLOWEST_COPY_BYTES_PER_SECOND = 10 * 10**6
+
+
+def _copy_states(asl: dict[str, Any]) -> dict[str, Any]:
+    return asl["States"]["CopyFiles"]["ItemProcessor"]["States"]
+
+
+def _apply_output_path(document: Any, path: str) -> Any:
+    assert path.startswith("$")
+    for part in [p for p in path[1:].split(".") if p]:
+        document = document[part]
+    return document
+
+
+def test_every_copy_task_has_a_ceiling(asl: dict[str, Any]) -> None:
+    """The Lambda task is bounded by the function's own Timeout; the Fargate task by TimeoutSeconds, which must let
+    the largest importable file through at the slowest rate we plan for."""
+    resources = load_template(ROOT / "template.yaml")["Resources"]
+    assert resources["CopyFileFunction"]["Properties"]["Timeout"] <= 900
+    fargate = _copy_states(asl)["CopyFileOnFargate"]
+    assert BEDROCK_MAX_WEIGHT_BYTES / SLOWEST_COPY_BYTES_PER_SECOND <= fargate["TimeoutSeconds"] <= 24 * 3600
+
+
+def test_hundreds_of_fargate_items_fit_in_the_maps_result(asl: dict[str, Any]) -> None:
+    """runTask.sync with ResultPath null would pass its whole input on (the CopyItem, network settings and all)."""
+    fargate = _copy_states(asl)["CopyFileOnFargate"]
+    item = json.loads((ROOT / "events" / "copy-file.json").read_text())
+    item["file"]["path"] = "p" * 200  # a long path
+    item["fargate"] = {
+        "subnets": ["subnet-0123456789abcdef0"] * 4,
+        "security_groups": None,
+        "assign_public_ip": "ENABLED",
+    }
+    output = item if fargate.get("ResultPath", "$") is None else {}
+    output = _apply_output_path(output, fargate.get("OutputPath", "$"))
+    assert len(json.dumps(output)) * FARGATE_ITEMS < MAP_RESULT_LIMIT

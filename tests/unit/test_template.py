@@ -192,8 +192,7 @@ def test_copy_and_long_stages_get_their_time_and_memory(functions: dict[str, Any
     assert functions["CopyFileFunction"]["Timeout"] == 900
     assert functions["CopyFileFunction"]["MemorySize"] == 3008
     assert functions["ValidateInS3Function"]["Timeout"] == 300
-    # Verify's InvokeModel read timeout (90 s, handlers/verify_model.py) must end before Lambda kills the function.
-    assert functions["VerifyModelFunction"]["Timeout"] > 90 + 30
+    # VerifyModelFunction's Timeout is checked against its clients' worst case in test_verify_budget.py.
 
 
 # --- names and logs --------------------------------------------------------------------------------------------

@@ -484,3 +484,12 @@ def test_eventbridge_command_sends_what_the_rule_matches(template: dict[str, Any
     assert entry["Source"] in pattern["source"]
     assert entry["DetailType"] in pattern["detail-type"]
     parse_request(json.loads(entry["Detail"]))
+
+
+def test_the_copy_image_builds_for_the_task_definitions_platform_from_a_small_context() -> None:
+    """Static: the task definition runs X86_64, so the deploy guide builds linux/amd64; the context leaves out
+    environments and caches (the .dockerignore starts by excluding everything)."""
+    assert "docker build --platform linux/amd64" in (ROOT / "docs" / "deploy.md").read_text()
+    ignored = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()]
+    assert "*" in ignored
+    assert "!functions/modelferry/" in ignored

@@ -1,6 +1,8 @@
 # The Fargate copy task: the same modelferry package the Lambda functions ship, run as
 # `python -m modelferry.handlers.copy_file_on_fargate` for files too large for the Lambda time budget (see docs/performance.md).
-# Build from the repository root: docker build -t modelferry-copy-task .
+# Build from the repository root: docker build --platform linux/amd64 -t modelferry-copy-task .
+# Pinned by tag only: no digest of python:3.13-slim could be taken from a public source here. Pin it on the machine
+# that builds: `docker buildx imagetools inspect python:3.13-slim` prints the digest; use FROM python:3.13-slim@sha256:...
 FROM python:3.13-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

@@ -62,6 +62,11 @@ class TransferInterrupted(ModelferryError):
     """A transient failure (Hub or S3) outlasted the in-process retries; the partial upload was aborted."""
 
 
+class CopyTimedOut(ModelferryError):
+    """The copy of one file was still running at its time limit; recorded for the failure notification just before
+    the Lambda is stopped (the state machine sees the stop itself: Lambda.Unknown or Sandbox.Timedout)."""
+
+
 class StorageAccessDenied(ModelferryError):
     """S3 refused an operation on the model bucket (permissions or bucket policy)."""
 

@@ -21,7 +21,18 @@ from modelferry_cli.local.template import load_template
 ROOT = Path(__file__).resolve().parents[2]
 ASL_PATH = ROOT / "statemachine" / "modelferry.asl.json"
 FUNCTIONS = ROOT / "functions"
-BUILT_IN_ERROR_PREFIXES = ("States.", "Lambda.", "ECS.")
+# Error names AWS reports, not the code: the States language's own, the Lambda and ECS integrations', and
+# `Sandbox.Timedout`, a function timeout on newer Lambda runtimes (AWS Lambda developer guide, "Troubleshoot
+# invocation issues"). Any other name in Retry/Catch must be an exception class the code raises.
+BUILT_IN_ERROR_PREFIXES = ("States.", "Lambda.", "ECS.", "Sandbox.")
+AWS_ERROR_NAMES = {"Sandbox.Timedout"}
+LAMBDA_SERVICE_ERRORS = {
+    # "Handle Lambda service exceptions" (Step Functions developer guide): transient, retry them on every Lambda task.
+    "Lambda.ClientExecutionTimeoutException",
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+}
 FAILURE_NOTIFIER = "NotifyFailure"
 
 
@@ -274,3 +285,34 @@ def test_no_failure_path_reaches_a_succeed_state(asl: dict[str, Any]) -> None:
     types = {asl["States"][name]["Type"] for name in reachable(sub_scope)}
     assert "Succeed" not in types
     assert "Fail" in types
+
+
+def test_the_only_sandbox_error_is_the_documented_timeout(asl: dict[str, Any]) -> None:
+    """The "Sandbox." prefix is allowed for one AWS name only, so a typo there cannot hide behind it."""
+    sandbox = {
+        e
+        for _, _, state in all_states(asl)
+        for rule in state.get("Retry", []) + state.get("Catch", [])
+        for e in rule["ErrorEquals"]
+        if e.startswith("Sandbox.")
+    }
+    assert sandbox <= AWS_ERROR_NAMES
+
+
+def test_every_lambda_task_retries_the_lambda_service_errors(asl: dict[str, Any]) -> None:
+    problems = []
+    for scope_name, name, state in all_states(asl):
+        if state.get("Resource") != "arn:aws:states:::lambda:invoke":
+            continue
+        retried = {e for rule in state.get("Retry", []) for e in rule["ErrorEquals"]}
+        if LAMBDA_SERVICE_ERRORS - retried:
+            problems.append(f"{scope_name}{name}: {sorted(LAMBDA_SERVICE_ERRORS - retried)}")
+    assert not problems, problems
+
+
+def test_a_timed_out_copy_is_retried_whatever_the_runtime_calls_it(asl: dict[str, Any]) -> None:
+    """The copy is idempotent; a Lambda timeout reads Lambda.Unknown on older runtimes, Sandbox.Timedout on newer."""
+    copy = asl["States"]["CopyFiles"]["ItemProcessor"]["States"]["CopyFileOnLambda"]
+    (rule,) = [r for r in copy["Retry"] if "Lambda.Unknown" in r["ErrorEquals"]]
+    assert set(rule["ErrorEquals"]) == {"Lambda.Unknown", "Sandbox.Timedout"}
+    assert rule["MaxAttempts"] >= 1

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 # How S3 says "no such object": GetObject answers NoSuchKey, HeadObject (no body) a bare 404 / NotFound.
 _MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
+CONNECT_TIMEOUT_SECONDS = 10
 
 
 # One overload per service the code builds a client for, so each caller gets that service's client type.
@@ -47,7 +48,7 @@ def client(
 def client(service: str, *, total_max_attempts: int = 8, read_timeout: int = 120) -> Any:
     config = Config(
         retries={"mode": "standard", "total_max_attempts": total_max_attempts},
-        connect_timeout=10,
+        connect_timeout=CONNECT_TIMEOUT_SECONDS,
         read_timeout=read_timeout,
     )
     return boto3.client(service, config=config)  # type: ignore[call-overload]  # service: one of the Literals above

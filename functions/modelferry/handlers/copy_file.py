@@ -27,7 +27,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         )
     )
 
-    result = copy_item(item, settings, s3=client("s3"), on_progress=progress)
+    seconds_left = context.get_remaining_time_in_millis() / 1000
+    result = copy_item(item, settings, s3=client("s3"), on_progress=progress, seconds_left=seconds_left)
     logger.info("copied", extra=result.model_dump(mode="json"))
     metrics.add_metric(name="BytesCopied", unit=MetricUnit.Bytes, value=result.bytes_copied)
     if result.seconds > 0 and result.bytes_copied:

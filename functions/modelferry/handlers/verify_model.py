@@ -22,12 +22,14 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # owns that budget instead, so each attempt shows in the execution history.
     # A read timeout well inside the function's own (template.yaml) so a slow answer is reported, not killed.
     runtime = client("bedrock-runtime", total_max_attempts=1, read_timeout=90)
+    # Fewer, shorter attempts than the default 8 x 120 s: every call's worst case together must end inside the
+    # function's Timeout (tests/unit/test_verify_budget.py adds them up).
     result = verify_model(
         parsed.model_arn,
         parsed.run,
-        bedrock=client("bedrock"),
+        bedrock=client("bedrock", total_max_attempts=3, read_timeout=20),
         runtime=runtime,
-        s3=client("s3"),
+        s3=client("s3", total_max_attempts=3, read_timeout=20),
         not_ready_budget_seconds=settings.model_not_ready_budget_seconds,
     )
     logger.info("verified", extra={"latency_ms": result.latency_ms, "total_tokens": result.total_tokens})

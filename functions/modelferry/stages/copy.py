@@ -8,6 +8,7 @@ say which file failed and why.
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -17,32 +18,63 @@ from modelferry.adapters.s3 import put_json
 from modelferry.adapters.secrets import hub_token
 from modelferry.adapters.settings import CopySettings
 from modelferry.contract import CopyFailure, CopyItem, CopyResult
+from modelferry.errors import CopyTimedOut
 from modelferry.transfer.engine import Progress, copy_file
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
+# Long enough for one small PutObject of the record before the runtime stops the function.
+DEADLINE_MARGIN_SECONDS = 10.0
+
 
 def copy_item(
-    item: CopyItem, settings: CopySettings, *, s3: S3Client, on_progress: Progress | None = None
+    item: CopyItem,
+    settings: CopySettings,
+    *,
+    s3: S3Client,
+    on_progress: Progress | None = None,
+    seconds_left: float | None = None,
 ) -> CopyResult:
-    """What the copy Lambda and the Fargate copy task both run for one Map item."""
+    """What the copy Lambda and the Fargate copy task both run for one Map item.
+
+    `seconds_left`: the time before the runner is stopped (the Lambda's remaining time). A stopped Lambda runs no
+    `except`, so a timer records CopyTimedOut shortly before; a copy that still finishes clears the record.
+    """
+    watchdog = _deadline_watchdog(s3, item, seconds_left)
     try:
-        with HubClient(settings.hf_endpoint, hub_token(settings.hf_token_secret_arn)) as hub:
-            result = copy_file(
-                item.file,
-                hub=hub,
-                repo_id=item.run.repo_id,
-                commit=item.run.commit,
-                bucket=item.run.bucket,
-                s3_client=s3,
-                on_progress=on_progress,
-            )
+        try:
+            with HubClient(settings.hf_endpoint, hub_token(settings.hf_token_secret_arn)) as hub:
+                result = copy_file(
+                    item.file,
+                    hub=hub,
+                    repo_id=item.run.repo_id,
+                    commit=item.run.commit,
+                    bucket=item.run.bucket,
+                    s3_client=s3,
+                    on_progress=on_progress,
+                )
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
     except Exception as exc:
         record_failure(s3, item, exc)
         raise
     clear_failure(s3, item)
     return result
+
+
+def _deadline_watchdog(s3: S3Client, item: CopyItem, seconds_left: float | None) -> threading.Timer | None:
+    if seconds_left is None:
+        return None
+    error = CopyTimedOut(
+        f"{item.file.path} ({item.file.size} bytes) was still copying {DEADLINE_MARGIN_SECONDS:.0f} s before the "
+        "copy Lambda's timeout"
+    )
+    timer = threading.Timer(max(0.0, seconds_left - DEADLINE_MARGIN_SECONDS), record_failure, (s3, item, error))
+    timer.daemon = True
+    timer.start()
+    return timer
 
 
 def record_failure(s3: S3Client, item: CopyItem, error: BaseException) -> None:

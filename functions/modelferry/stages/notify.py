@@ -38,6 +38,10 @@ NEXT_STEPS: dict[str, str] = {
     "SizeMismatch": "The Hub served a different size than it published: start again.",
     "SourceChanged": "The repository changed during the copy: start again to copy the new commit, or pin a revision.",
     "TransferInterrupted": "A transfer kept failing: start again; files already verified are not copied twice.",
+    "CopyTimedOut": (
+        "One file did not finish within the copy Lambda's 15 minutes: lower LambdaMaxFileBytes so files this size go "
+        "to the Fargate copy task (CopyTaskImageUri), then start again; finished files are skipped."
+    ),
     "StorageAccessDenied": "Give the copy functions write access to the model bucket and prefix.",
     "CopyIncomplete": "Some files were not verified in S3: start again; verified files are skipped.",
     "ModelValidationFailed": "The copied model breaks a Bedrock rule: see the S3 validation report.",

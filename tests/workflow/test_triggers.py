@@ -125,9 +125,11 @@ def test_the_request_file_trigger_is_least_privilege() -> None:
     granted = {
         (tuple(sorted(s["Action"] if isinstance(s["Action"], list) else [s["Action"]]))): s for s in unconditional
     }
-    assert set(granted) == {("s3:GetObject", "s3:PutObject"), ("states:StartExecution",)}
+    assert set(granted) == {("s3:GetObject", "s3:PutObject"), ("s3:ListBucket",), ("states:StartExecution",)}
     s3_resource = granted[("s3:GetObject", "s3:PutObject")]["Resource"]["Fn::Sub"][0]
     assert s3_resource == "arn:${AWS::Partition}:s3:::${Bucket}/requests/*"
+    # Listing, so that a deleted request file reads as 404 (not 403): the bucket itself, no object.
+    assert granted[("s3:ListBucket",)]["Resource"]["Fn::Sub"][0] == "arn:${AWS::Partition}:s3:::${Bucket}"
     assert granted[("states:StartExecution",)]["Resource"] == {"Ref": "ModelImportStateMachine"}
     conditional = [s for s in statements if "Fn::If" in s]
     assert [c["Fn::If"][0] for c in conditional] == ["HasKmsKey"]

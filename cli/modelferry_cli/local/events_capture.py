@@ -41,6 +41,9 @@ VOLATILE_KEYS = {
     "latency_ms",
     "sns_message_id",
     "elapsed_seconds",
+    "created_at",
+    "tokens_per_second",
+    "cold_start_seconds",
 }
 
 

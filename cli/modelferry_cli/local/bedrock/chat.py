@@ -69,7 +69,8 @@ def chat_completion(
     words = f"Hello! You asked: {prompt}".split()
     max_tokens = request.get("max_tokens") or len(thoughts) + len(words)
     finish_reason = "stop" if len(thoughts) + len(words) <= max_tokens else "length"
-    thought = " ".join(thoughts[:max_tokens])
+    # `empty`: a broken model's reply, with neither content nor reasoning.
+    thought = "" if empty else " ".join(thoughts[:max_tokens])
     content = "" if empty else " ".join(words[: max(0, max_tokens - len(thoughts))])
     prompt_tokens = max(1, sum(len(_text_of(m["content"]).split()) for m in messages))
     completion_tokens = len(thought.split()) + len(content.split())

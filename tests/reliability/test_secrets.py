@@ -50,9 +50,10 @@ def test_the_hub_token_is_used_and_appears_nowhere(
         record_call = rig._record_call
 
         def keep_metrics_then_record(function: str, event: Any, result: Any) -> None:
-            if metrics.metric_set:
-                emf.append(metrics.serialize_metric_set())
-            record_call(function, event, result)
+            with rig.calls_lock:  # another invocation ending now would empty the set between the check and the read
+                if metrics.metric_set:
+                    emf.append(metrics.serialize_metric_set())
+                record_call(function, event, result)
 
         rig._record_call = keep_metrics_then_record  # type: ignore[method-assign]
         capfd.readouterr()

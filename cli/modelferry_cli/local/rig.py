@@ -16,6 +16,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 import time
 import uuid
 import zipfile
@@ -173,6 +174,10 @@ class LocalRig:
         self.hub: Any = None
         self.bedrock: BedrockEmulator | None = None
         self.lambda_calls: list[tuple[str, Any, Any]] = []
+        # Invocations end on several threads at once (a Map's children): one at a time records its call and empties
+        # the metrics the handlers share in this process; a test reading those metrics holds it too. (Re-entrant: a
+        # test's own recorder may wrap _record_call while holding it.)
+        self.calls_lock = threading.RLock()
         self.copy_task_runs: list[dict[str, str]] = []
         self._moto_server_url: str | None = None
 
@@ -401,12 +406,13 @@ class LocalRig:
         return result
 
     def _record_call(self, function: str, event: Any, result: Any) -> None:
-        self.lambda_calls.append((function, event, result))
         # Each Lambda invocation starts with empty metrics; in one process they would pile up (metrics are off
         # locally, so nothing flushes them) until Powertools prints 100 of them onto stdout, into --json output.
         from modelferry.adapters.observability import metrics
 
-        metrics.clear_metrics()
+        with self.calls_lock:
+            self.lambda_calls.append((function, event, result))
+            metrics.clear_metrics()
 
     # --- running ------------------------------------------------------------------------------------------------
     def start(self, request: dict[str, Any], name: str | None = None) -> str:

@@ -23,21 +23,23 @@ from modelferry_cli.local.template import load_template
 from tests.support.aws_calls import reachable_calls
 from tests.unit.test_template import ROOT, actions, statements, strings
 
+# The copy stage's calls: the copy Lambda and the Fargate task's role run the same code.
+COPY_CALLS = {
+    ("s3", "head_object"),
+    ("s3", "put_object"),
+    ("s3", "create_multipart_upload"),
+    ("s3", "upload_part"),
+    ("s3", "complete_multipart_upload"),
+    ("s3", "abort_multipart_upload"),
+    ("s3", "delete_object"),
+    ("secretsmanager", "get_secret_value"),
+}
 # What each function's code calls, as the code makes the calls: (boto3 service, method). A new call changes the
 # walker's answer and fails test_the_table_is_what_the_code_calls until it is added here, where
 # test_every_call_is_allowed then wants its permission.
 CALLS = {
     "PlanFunction": {("s3", "put_object"), ("secretsmanager", "get_secret_value")},
-    "CopyFileFunction": {
-        ("s3", "head_object"),
-        ("s3", "put_object"),
-        ("s3", "create_multipart_upload"),
-        ("s3", "upload_part"),
-        ("s3", "complete_multipart_upload"),
-        ("s3", "abort_multipart_upload"),
-        ("s3", "delete_object"),
-        ("secretsmanager", "get_secret_value"),
-    },
+    "CopyFileFunction": COPY_CALLS,
     "ValidateInS3Function": {
         ("s3", "head_object"),
         ("s3", "get_object"),
@@ -72,17 +74,7 @@ CALLS = {
         ("s3", "put_object"),
         ("stepfunctions", "start_execution"),
     },
-    # The Fargate copy task's role runs the same copy code as CopyFileFunction.
-    "CopyTaskRole": {
-        ("s3", "head_object"),
-        ("s3", "put_object"),
-        ("s3", "create_multipart_upload"),
-        ("s3", "upload_part"),
-        ("s3", "complete_multipart_upload"),
-        ("s3", "abort_multipart_upload"),
-        ("s3", "delete_object"),
-        ("secretsmanager", "get_secret_value"),
-    },
+    "CopyTaskRole": COPY_CALLS,
 }
 ENTRY_POINTS = {"CopyTaskRole": ("modelferry.handlers.copy_file_on_fargate", "main")}
 

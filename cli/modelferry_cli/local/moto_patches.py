@@ -331,3 +331,36 @@ def executions_as(principal: Callable[[], Principal | None]) -> Iterator[None]:
 
     with mock.patch.object(ExecutionWorker, "_execution_logic", execution_logic):
         yield
+
+
+@contextmanager
+def terminal_errors_escape_states_all() -> Iterator[None]:
+    """`States.ALL` in a Catch or Retry matches neither States.DataLimitExceeded (a state's input or output, or a
+    task's result, over 256 KiB) nor States.Runtime: both end the execution, un-notified (Step Functions developer
+    guide, "Handling errors in Step Functions workflows", error names). moto's interpreter already fails an oversized
+    state output or task result with States.DataLimitExceeded (its quotas module: 256 KiB of UTF-8 JSON) but lets
+    States.ALL catch it. Naming either error explicitly still matches here; whether AWS lets an explicit Catch take a
+    terminal error is not something the rig can prove."""
+    from moto.stepfunctions.parser.asl.component.common.error_name.error_equals_decl import ErrorEqualsDecl
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
+        StatesErrorNameType,
+    )
+
+    terminal = {StatesErrorNameType.StatesStatesDataLimitExceeded, StatesErrorNameType.StatesRuntime}
+    original = ErrorEqualsDecl._eval_body
+
+    def eval_body(self: Any, env: Any) -> None:
+        error_name = env.stack[-1]
+        if (
+            isinstance(error_name, StatesErrorName)
+            and error_name.typ in terminal
+            and error_name not in self.error_names
+        ):
+            env.stack.pop()
+            env.stack.append(False)
+            return
+        original(self, env)
+
+    with mock.patch.object(ErrorEqualsDecl, "_eval_body", eval_body):
+        yield

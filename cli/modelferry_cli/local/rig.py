@@ -45,6 +45,7 @@ from modelferry_cli.local.moto_patches import (
     local_fargate,
     resolve_handler,
     simulated_waits,
+    terminal_errors_escape_states_all,
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -267,6 +268,7 @@ class LocalRig:
         self._stack.enter_context(simulated_waits(self.clock))
         self._stack.enter_context(distributed_map_failure_threshold())
         self._stack.enter_context(fail_state_accepts_states_errors())
+        self._stack.enter_context(terminal_errors_escape_states_all())
         self._stack.enter_context(context_start_time_as_text())
         self._stack.enter_context(local_fargate(self._run_copy_task))
         self._stack.enter_context(executions_as(lambda: self.principals.get(self._machine_role)))

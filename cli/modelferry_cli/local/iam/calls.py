@@ -93,6 +93,8 @@ _S3_KEY_ACTIONS = {
 
 
 def _s3(operation: str, params: Mapping[str, Any], facts: StackFacts) -> list[Need]:
+    if operation != "ListObjectsV2" and operation not in _S3_OBJECT_ACTIONS:
+        raise UnmappedCall(f"s3.{operation}")
     bucket = params["Bucket"]
     bucket_arn = f"arn:{facts.partition}:s3:::{bucket}"
     if operation == "ListObjectsV2":
@@ -100,8 +102,6 @@ def _s3(operation: str, params: Mapping[str, Any], facts: StackFacts) -> list[Ne
         if "MaxKeys" in params:
             context["s3:max-keys"] = str(params["MaxKeys"])
         return [Need(Request("s3:ListBucket", bucket_arn, {k: v for k, v in context.items() if v is not None}))]
-    if operation not in _S3_OBJECT_ACTIONS:
-        raise UnmappedCall(f"s3.{operation}")
     needs = [Need(Request(_S3_OBJECT_ACTIONS[operation], f"{bucket_arn}/{params['Key']}"))]
     key = facts.bucket_keys.get(bucket)
     if key:

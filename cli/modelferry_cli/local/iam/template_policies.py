@@ -71,6 +71,7 @@ class Resolver:
             "Fn::And": lambda arg: all(self.value(a) for a in arg),
             "Fn::Or": lambda arg: any(self.value(a) for a in arg),
             "Condition": self.condition,
+            "Fn::Condition": self.condition,  # the !Condition short form, as the rig's loader reads it
         }
 
     def _ref(self, name: str) -> Any:
@@ -96,26 +97,23 @@ class Resolver:
         return re.sub(r"\$\{([^}!][^}]*)\}", replace, text)
 
 
-def _documents(resource: Mapping[str, Any]) -> list[Any]:
+def _documents(resolver: Resolver, resource: Mapping[str, Any]) -> list[Any]:
+    """The resource's policy documents, resolved (a policy under a false Fn::If is gone)."""
     props = resource.get("Properties", {})
+    policies = resolver.value(props.get("Policies", []))
     if resource["Type"] == "AWS::Serverless::Function":
-        documents = []
-        for policy in props.get("Policies", []):
-            if isinstance(policy, dict) and "Statement" in policy:
-                documents.append(policy)
-            else:
+        for policy in policies:
+            if not (isinstance(policy, dict) and "Statement" in policy):
                 raise UnsupportedPolicy(f"SAM policy templates and managed policies are not modelled: {policy!r}")
-        return documents
+        return list(policies)
     if props.get("ManagedPolicyArns"):
         raise UnsupportedPolicy("managed policies are not modelled")
-    return [p["PolicyDocument"] for p in props.get("Policies", []) if isinstance(p, dict) and "PolicyDocument" in p]
+    return [policy["PolicyDocument"] for policy in policies]
 
 
-def _statements_of(resolver: Resolver, documents: list[Any]) -> list[dict[str, Any]]:
+def _statements_of(documents: list[Any]) -> list[dict[str, Any]]:
     statements: list[dict[str, Any]] = []
-    for document in resolver.value(documents):
-        if not isinstance(document, dict):  # a whole policy under a false Fn::If
-            continue
+    for document in documents:
         for statement in document.get("Statement", []):
             check_statement(statement)
             statements.append(statement)
@@ -132,7 +130,7 @@ def principal_statements(template: Mapping[str, Any], names: StackNames) -> dict
             continue
         if "Condition" in resource and not resolver.condition(resource["Condition"]):
             continue
-        found[logical_id] = _statements_of(resolver, _documents(resource))
+        found[logical_id] = _statements_of(_documents(resolver, resource))
     for resource in resources.values():
         if resource["Type"] not in {"AWS::IAM::RolePolicy", "AWS::IAM::Policy"}:
             continue
@@ -142,7 +140,7 @@ def principal_statements(template: Mapping[str, Any], names: StackNames) -> dict
         roles = [props["RoleName"]] if "RoleName" in props else props.get("Roles", [])
         for role in roles:
             if isinstance(role, dict) and set(role) == {"Ref"} and role["Ref"] in found:
-                found[role["Ref"]].extend(_statements_of(resolver, [props["PolicyDocument"]]))
+                found[role["Ref"]].extend(_statements_of([resolver.value(props["PolicyDocument"])]))
             else:
                 raise UnsupportedPolicy(f"a policy attached to {role!r}: only a Ref to a role is modelled")
     return found

@@ -41,7 +41,9 @@ def test_plan_without_put_object_fails_in_plan_with_access_denied(hub: LocalHub,
     template = template_without(tmp_path, "PlanFunction", "s3:PutObject")
     with LocalRig(hf_endpoint=hub.url, template_path=template) as rig:
         report = rig.run(REQUEST)
+        denied = {(name, action) for name, action, _ in rig.iam_denials}
 
+    assert denied == {("PlanFunction", "s3:PutObject")}
     (error,) = _errors_of(report, "PlanFunction")
     assert "AccessDenied" in error["errorMessage"]
     assert "s3:PutObject" in error["errorMessage"]
@@ -72,9 +74,11 @@ def test_start_import_without_pass_role_fails_with_bedrocks_access_denied(hub: L
     behaviour = EmulatorBehaviour()
     with LocalRig(hf_endpoint=hub.url, template_path=template, behaviour=behaviour) as rig:
         report = rig.run(REQUEST)
+        denied = {(name, action) for name, action, _ in rig.iam_denials}
         assert rig.bedrock is not None
-        assert rig.bedrock.jobs == {} or len(rig.bedrock.jobs) == 0  # the job was never created
+        assert len(rig.bedrock.jobs) == 0  # the job was never created
 
+    assert denied == {("StartImportFunction", "iam:PassRole")}
     (error,) = _errors_of(report, "StartImportFunction")
     assert "AccessDeniedException" in error["errorMessage"]
     assert "iam:PassRole" in error["errorMessage"]
@@ -88,7 +92,9 @@ def test_the_state_machine_role_must_allow_invoking_each_function(hub: LocalHub,
     )
     with LocalRig(hf_endpoint=hub.url, template_path=template) as rig:
         report = rig.run(REQUEST)
+        denied = {(name, action) for name, action, _ in rig.iam_denials}
 
+    assert denied == {("StateMachineRole", "lambda:InvokeFunction")}
     assert not [call for call in report.lambda_calls if call[0] == "VerifyModelFunction"]
     # Step Functions names a Lambda integration's API error Lambda.<code> (the rig cannot prove the cause text).
     _assert_notified_failure(report, "Verify model", "Lambda.AccessDeniedException")
@@ -99,5 +105,6 @@ def test_a_run_with_the_bucket_under_a_customer_managed_key_succeeds(hub: LocalH
     hub.add_repo(REPO, gpt_oss_repo())
     with LocalRig(hf_endpoint=hub.url, kms_key=True) as rig:
         report = rig.run(REQUEST)
+        assert rig.iam_denials == []
     assert report.status == "SUCCEEDED", report.cause
     assert [e["detail-type"] for e in report.events] == ["ModelImportSucceeded"]

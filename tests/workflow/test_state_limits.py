@@ -89,3 +89,30 @@ def test_a_state_output_under_256_kib_passes(interpreter: Any) -> None:
     under = _run(interpreter, LIMIT - 1024)
     assert under["status"] == "SUCCEEDED"
     assert len(under["output"].encode()) < LIMIT
+
+
+def _history_size(execution_arn: str) -> int:
+    sfn = boto3.client("stepfunctions", region_name="us-east-1")
+    pages = sfn.get_paginator("get_execution_history").paginate(executionArn=execution_arn)
+    return sum(len(page["events"]) for page in pages)
+
+
+def _run_with_polls(polls: int) -> int:
+    from modelferry_cli.local.bedrock import EmulatorBehaviour
+    from modelferry_cli.local.hub import LocalHub
+
+    with LocalHub() as hub:
+        hub.add_repo("acme/tiny", gpt_oss_repo())
+        with LocalRig(hf_endpoint=hub.url, behaviour=EmulatorBehaviour(import_polls=polls)) as rig:
+            report = rig.run({"repo_id": "acme/tiny", "model_name": "tiny"})
+            assert report.status == "SUCCEEDED", report.cause
+            return _history_size(report.execution_arn)
+
+
+def test_each_poll_round_adds_the_events_the_history_budget_counts() -> None:
+    """Grounds tests/unit/test_execution_limits.py's 9 events per round (Wait 2, CheckImport Task 5, Choice 2) on a
+    real run of the definition: three more InProgress polls add three rounds to the history, and nothing else."""
+    from tests.unit.test_execution_limits import EVENTS_PER_STATE
+
+    per_round = (_run_with_polls(4) - _run_with_polls(1)) / 3
+    assert per_round == EVENTS_PER_STATE["Wait"] + EVENTS_PER_STATE["Task"] + EVENTS_PER_STATE["Choice"] == 9

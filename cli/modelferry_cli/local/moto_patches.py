@@ -191,7 +191,9 @@ def _authorize_run_task(env: Any, parameters: dict[str, Any]) -> None:
 
 
 @contextmanager
-def local_fargate(run_copy_task: CopyTaskRunner) -> Iterator[None]:
+def local_fargate(
+    run_copy_task: CopyTaskRunner, on_run_task: Callable[[dict[str, Any]], None] = lambda _: None
+) -> Iterator[None]:
     """`ecs:runTask.sync` runs the copy task's entrypoint on this machine instead of on Fargate (moto's ECS
     cannot run tasks). Exit 0 gives a STOPPED task description; anything else fails the state with
     States.TaskFailed, as a stopped container with a non-zero exit code does on AWS."""
@@ -212,6 +214,7 @@ def local_fargate(run_copy_task: CopyTaskRunner) -> Iterator[None]:
     def eval_service_task(
         self: Any, env: Any, resource_runtime_part: Any, normalised_parameters: dict, **_: Any
     ) -> None:
+        on_run_task(normalised_parameters)
         _authorize_run_task(env, normalised_parameters)
         status, stdout, stderr = run_copy_task(_container_environment(normalised_parameters))
         task = {"LastStatus": "STOPPED", "Containers": [{"Name": "copy-task", "ExitCode": status}], "Output": stdout}

@@ -195,6 +195,7 @@ class LocalRig:
         # test's own recorder may wrap _record_call while holding it.)
         self.calls_lock = threading.RLock()
         self.copy_task_runs: list[dict[str, str]] = []
+        self.run_task_requests: list[dict[str, Any]] = []  # ecs:runTask.sync parameters, as the definition built them
         self._moto_server_url: str | None = None
         self._tmp: Path | None = None
 
@@ -256,7 +257,7 @@ class LocalRig:
         handlers = {logical_id: spec["handler"] for logical_id, spec in functions.items()}
         if self.iam_enforced:
             self._stack.enter_context(iam.installed())
-            iam.guard.denials.clear()
+        self._denials_before = len(iam.guard.denials)
         # Late-bound, so a test can wrap _record_call to act between stages.
         self._stack.enter_context(
             in_process_lambdas(
@@ -270,7 +271,7 @@ class LocalRig:
         self._stack.enter_context(fail_state_accepts_states_errors())
         self._stack.enter_context(terminal_errors_escape_states_all())
         self._stack.enter_context(context_start_time_as_text())
-        self._stack.enter_context(local_fargate(self._run_copy_task))
+        self._stack.enter_context(local_fargate(self._run_copy_task, self.run_task_requests.append))
         self._stack.enter_context(executions_as(lambda: self.principals.get(self._machine_role)))
         self._template = template
         self._function_arns = {logical_id: self._create_function(logical_id) for logical_id in functions}
@@ -411,6 +412,7 @@ class LocalRig:
             ("CopyTaskRole", "Arn"): f"arn:aws:iam::{ACCOUNT}:role/modelferry-local-CopyTaskRole",
             ("CopyTaskExecutionRole", "Arn"): f"arn:aws:iam::{ACCOUNT}:role/modelferry-local-CopyTaskExecutionRole",
             ("ModelImportStateMachine", "Name"): STATE_MACHINE_NAME,
+            ("CopyTaskLogGroup", "Arn"): arn("logs", "log-group:modelferry-local-copy-task:*"),
             **{(logical_id, "Arn"): arn_ for logical_id, arn_ in getattr(self, "_function_arns", {}).items()},
         }
 
@@ -451,7 +453,8 @@ class LocalRig:
     @property
     def iam_denials(self) -> list[tuple[str, str, str]]:
         """(principal, action, resource) of every call IAM refused in this process since the rig started."""
-        return [(name, v.request.action, v.request.resource) for name, v in iam.guard.denials]
+        found = iam.guard.denials[self._denials_before :]
+        return [(name, v.request.action, v.request.resource) for name, v in found]
 
     def policy_spec_json(self, principal: str) -> str:
         """What a worker process passes to `iam.enforce_in_this_process(principal, ...)`."""

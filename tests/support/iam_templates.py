@@ -18,7 +18,7 @@ def _documents(resource: dict[str, Any]) -> list[dict[str, Any]]:
         return list(props["Policies"])
     if resource["Type"] == "AWS::IAM::RolePolicy":
         return [props["PolicyDocument"]]
-    return [policy["PolicyDocument"] for policy in props["Policies"] if "PolicyDocument" in policy]
+    return list(props["Policies"])  # each a {PolicyName, PolicyDocument}, or one under Fn::If
 
 
 def _statements(node: Any) -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ from moto import mock_aws
 
 from modelferry_cli.local.iam import Principal, StackFacts, acting_as, enforce_in_this_process, installed
 from modelferry_cli.local.iam.calls import UnmappedCall, needs_for
-from tests.unit.test_iam_calls import CALLS
+from tests.unit.test_iam_calls import BUCKET_KEY_ACTIONS, CALLS, S3_ACTIONS
 
 REGION = "us-east-1"
 KEY = "arn:aws:kms:us-east-1:123456789012:key/11111111-1111-1111-1111-111111111111"
@@ -210,3 +210,16 @@ def test_the_spec_a_worker_gets_is_json_and_must_name_the_principal() -> None:
     assert Principal.from_json(principal.to_json()) == Principal.from_json(json.dumps(json.loads(principal.to_json())))
     with pytest.raises(ValueError, match="OtherFunction"):
         enforce_in_this_process("OtherFunction", principal.to_json())
+
+
+@pytest.mark.parametrize("method", sorted(set(S3_ACTIONS) - {"get_paginator"}))
+def test_the_runtime_table_agrees_with_the_static_one(method: str) -> None:
+    """tests/unit/test_iam_calls.py checks the template against a static table of actions per call; the guard checks
+    calls at run time against its own. Both must say the same, KMS on the bucket's key included (the static table
+    also wants s3:ListBucket for every read, which the guard checks when a key is missing)."""
+    operation = "".join(word.capitalize() for word in method.split("_"))
+    facts = StackFacts(region=REGION, account="123456789012", bucket_keys={"bkt": KEY})
+    params = {"Bucket": "bkt", "Key": "k", "Prefix": "p/"}
+    actions = {need.request.action for need in needs_for("s3", operation, params, facts)}
+    assert actions - {"kms:Decrypt", "kms:GenerateDataKey"} <= S3_ACTIONS[method]
+    assert actions & {"kms:Decrypt", "kms:GenerateDataKey"} == BUCKET_KEY_ACTIONS.get(method, set())

@@ -108,3 +108,41 @@ def test_a_run_with_the_bucket_under_a_customer_managed_key_succeeds(hub: LocalH
         assert rig.iam_denials == []
     assert report.status == "SUCCEEDED", report.cause
     assert [e["detail-type"] for e in report.events] == ["ModelImportSucceeded"]
+
+
+def _fargate_rig(hub: LocalHub, template: Path) -> LocalRig:
+    files = gpt_oss_repo(shard_bytes=3 * 1024 * 1024)
+    biggest = max(len(body) for path, body in files.items() if path.endswith(".safetensors"))
+    hub.add_repo(REPO, files)
+    settings = {"LAMBDA_MAX_FILE_BYTES": str(biggest - 1), "COPY_TASK_ENABLED": "true"}
+    return LocalRig(hf_endpoint=hub.url, template_path=template, settings=settings)
+
+
+def test_the_state_machine_must_be_allowed_to_pass_the_copy_task_roles(hub: LocalHub, tmp_path: Path) -> None:
+    template = template_without(tmp_path, "StateMachineRole", "iam:PassRole")
+    with _fargate_rig(hub, template) as rig:
+        report = rig.run(REQUEST)
+        denied = {(name, action) for name, action, _ in rig.iam_denials}
+        assert rig.copy_task_runs == []  # no task was started
+
+    assert denied == {("StateMachineRole", "iam:PassRole")}
+    assert report.error == "States.ExceedToleratedFailureThreshold"
+    _assert_notified_failure(report, "Copy files", "States.ExceedToleratedFailureThreshold")
+
+
+def test_the_copy_task_runs_as_its_task_role(hub: LocalHub, tmp_path: Path) -> None:
+    """The local Fargate task's process enforces CopyTaskRole: without s3:PutObject its copy is refused, the
+    container exits non-zero (States.TaskFailed) and the run is notified."""
+    template = template_without(tmp_path, "CopyTaskRole", "s3:PutObject")
+    with _fargate_rig(hub, template) as rig:
+        report = rig.run(REQUEST)
+        ((status, stderr),) = rig.copy_task_exits
+
+    assert status == 1
+    assert '"errorType": "StorageAccessDenied"' in stderr
+    assert "CopyTaskRole/local is not authorized to perform: s3:PutObject" in stderr
+
+    assert report.error == "States.ExceedToleratedFailureThreshold"
+    _assert_notified_failure(report, "Copy files", "States.ExceedToleratedFailureThreshold")
+    # The Lambda copies of the other files went through: only the task's role lacks the permission.
+    assert not _errors_of(report, "CopyFileFunction")

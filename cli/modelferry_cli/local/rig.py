@@ -195,6 +195,7 @@ class LocalRig:
         # test's own recorder may wrap _record_call while holding it.)
         self.calls_lock = threading.RLock()
         self.copy_task_runs: list[dict[str, str]] = []
+        self.copy_task_exits: list[tuple[int, str]] = []  # each local Fargate task's exit status and stderr
         self.run_task_requests: list[dict[str, Any]] = []  # ecs:runTask.sync parameters, as the definition built them
         self._moto_server_url: str | None = None
         self._tmp: Path | None = None
@@ -513,6 +514,7 @@ class LocalRig:
             timeout=600,
             check=False,
         )
+        self.copy_task_exits.append((completed.returncode, completed.stderr))
         return completed.returncode, completed.stdout, completed.stderr
 
     def _wire_triggers(self, template: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:

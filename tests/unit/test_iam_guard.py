@@ -223,3 +223,12 @@ def test_the_runtime_table_agrees_with_the_static_one(method: str) -> None:
     actions = {need.request.action for need in needs_for("s3", operation, params, facts)}
     assert actions - {"kms:Decrypt", "kms:GenerateDataKey"} <= S3_ACTIONS[method]
     assert actions & {"kms:Decrypt", "kms:GenerateDataKey"} == BUCKET_KEY_ACTIONS.get(method, set())
+
+
+def test_turning_iam_off_in_the_rig_needs_a_reason() -> None:
+    from modelferry_cli.local.rig import LocalRig
+
+    with pytest.raises(ValueError, match="say why"):
+        LocalRig(iam_off_because=" ")
+    assert LocalRig().iam_enforced
+    assert not LocalRig(iam_off_because="measures the rig without the guard").iam_enforced

@@ -146,3 +146,17 @@ def test_the_copy_task_runs_as_its_task_role(hub: LocalHub, tmp_path: Path) -> N
     _assert_notified_failure(report, "Copy files", "States.ExceedToleratedFailureThreshold")
     # The Lambda copies of the other files went through: only the task's role lacks the permission.
     assert not _errors_of(report, "CopyFileFunction")
+
+
+def test_bedrock_reads_the_model_as_the_import_role(hub: LocalHub, tmp_path: Path) -> None:
+    """The emulator reads the weights as ImportRole, as Bedrock assumes it: without s3:GetObject on the model prefix
+    the job fails (Bedrock reports it in the job's failureMessage) and the run ends notified."""
+    hub.add_repo(REPO, gpt_oss_repo())
+    template = template_without(tmp_path, "ImportRole", "s3:GetObject")
+    with LocalRig(hf_endpoint=hub.url, template_path=template) as rig:
+        report = rig.run(REQUEST)
+        denied = {(name, action) for name, action, _ in rig.iam_denials}
+
+    assert denied == {("ImportRole", "s3:GetObject")}
+    assert report.error == "ImportJobFailed"
+    _assert_notified_failure(report, "Wait for import", "AccessDenied")

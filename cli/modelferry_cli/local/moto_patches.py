@@ -367,3 +367,29 @@ def terminal_errors_escape_states_all() -> Iterator[None]:
 
     with mock.patch.object(ErrorEqualsDecl, "_eval_body", eval_body):
         yield
+
+
+@contextmanager
+def imports_read_as_their_role(principal_of_role: Callable[[str], Principal | None]) -> Iterator[None]:
+    """The Bedrock emulator reads an import job's model while it handles CreateModelImportJob; that read is made as
+    the job's service role (its `roleArn`), as Bedrock assumes it: a role the stack's template defines is evaluated
+    against its policy, any other role (another tool's import) is not."""
+    from modelferry_cli.local.bedrock import service
+
+    (original,) = [handler for _, _, operation, handler in service._ROUTES if operation == "CreateModelImportJob"]
+
+    def create(self: Any, labels: dict[str, str], query: dict[str, str], body: bytes) -> Any:
+        try:
+            role = str(json.loads(body or b"{}").get("roleArn", ""))
+        except ValueError:  # the emulator answers a malformed body itself
+            role = ""
+        with acting_as(principal_of_role(role)):
+            return original(self, labels, query, body)
+
+    # The emulator dispatches through its route table, which holds the handler functions themselves.
+    routes = tuple(
+        (verb, pattern, operation, create if handler is original else handler)
+        for verb, pattern, operation, handler in service._ROUTES
+    )
+    with mock.patch.object(service, "_ROUTES", routes):
+        yield

@@ -41,6 +41,7 @@ from modelferry_cli.local.moto_patches import (
     distributed_map_failure_threshold,
     executions_as,
     fail_state_accepts_states_errors,
+    imports_read_as_their_role,
     in_process_lambdas,
     local_fargate,
     resolve_handler,
@@ -242,6 +243,8 @@ class LocalRig:
         )
         # The emulator's clock runs ahead by the Wait/Retry seconds the rig skipped, so the handlers' ceilings (import
         # poll, quota wait, not-ready budget), measured on Bedrock's clock, are reached as they would be on AWS.
+        # An import job reads the model as the role it was given, as Bedrock does: ImportRole for this stack's jobs.
+        self._stack.enter_context(imports_read_as_their_role(self._principal_of_role))
         self.bedrock = BedrockEmulator(
             lambda: boto3.client("s3", region_name=REGION),
             self._behaviour,
@@ -456,6 +459,10 @@ class LocalRig:
         """(principal, action, resource) of every call IAM refused in this process since the rig started."""
         found = iam.guard.denials[self._denials_before :]
         return [(name, v.request.action, v.request.resource) for name, v in found]
+
+    def _principal_of_role(self, role_arn: str) -> iam.Principal | None:
+        """The stack's principal a service acts as when given `role_arn` (None: a role of no concern to the stack)."""
+        return self.principals.get("ImportRole") if role_arn == os.environ["IMPORT_ROLE_ARN"] else None
 
     def policy_spec_json(self, principal: str) -> str:
         """What a worker process passes to `iam.enforce_in_this_process(principal, ...)`."""

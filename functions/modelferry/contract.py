@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 # --- Stages -------------------------------------------------------------------------------------------------------
 
@@ -231,6 +231,17 @@ class FargateNetwork(BaseModel):
     subnets: list[str]
     security_groups: list[str]
     assign_public_ip: Literal["ENABLED", "DISABLED"]
+
+    @computed_field  # type: ignore[prop-decorator]  # pydantic's documented form
+    @property
+    def awsvpc_configuration(self) -> dict[str, Any]:
+        """RunTask's AwsVpcConfiguration as the definition hands it over. SecurityGroups only when some are given:
+        omitted, the task gets the VPC's default security group (Amazon ECS API reference, AwsVpcConfiguration);
+        an empty list is not what the API documents."""
+        configuration: dict[str, Any] = {"Subnets": self.subnets, "AssignPublicIp": self.assign_public_ip}
+        if self.security_groups:
+            configuration["SecurityGroups"] = self.security_groups
+        return configuration
 
 
 class HubCheck(BaseModel):

@@ -189,3 +189,15 @@ def test_the_contract_imports_only_pydantic_and_the_standard_library() -> None:
     source = Path(contract.__file__).read_text()
     imported = set(re.findall(r"^(?:from|import) ([\w.]+)", source, flags=re.MULTILINE))
     assert imported <= {"__future__", "hashlib", "json", "dataclasses", "enum", "typing", "pydantic"}
+
+
+def test_the_run_task_network_names_security_groups_only_when_there_are_some() -> None:
+    """Amazon ECS API reference, AwsVpcConfiguration: no securityGroups means the VPC's default security group."""
+    from modelferry.contract import FargateNetwork
+
+    none = FargateNetwork(subnets=["subnet-1"], security_groups=[], assign_public_ip="DISABLED")
+    some = FargateNetwork(subnets=["subnet-1"], security_groups=["sg-1"], assign_public_ip="ENABLED")
+    assert none.model_dump()["awsvpc_configuration"] == {"Subnets": ["subnet-1"], "AssignPublicIp": "DISABLED"}
+    assert some.model_dump()["awsvpc_configuration"]["SecurityGroups"] == ["sg-1"]
+    # The state document round-trips: the computed field is ignored on the way back in.
+    assert FargateNetwork.model_validate(none.model_dump()) == none

@@ -82,6 +82,35 @@ def test_the_whole_execution_fits_with_every_retry_used_once(asl: dict[str, Any]
     assert worst < HISTORY_LIMIT * 0.8, f"loop {loop} + states {once} + retries {retries * EVENTS_PER_RETRY}"
 
 
+@pytest.mark.parametrize("poll_bound", ["MinValue", "Default", "MaxValue"])
+@pytest.mark.parametrize("timeout_bound", ["MinValue", "Default", "MaxValue"])
+def test_every_corner_of_the_parameter_ranges_fits_the_history(
+    asl: dict[str, Any], parameters: dict[str, Any], poll_bound: str, timeout_bound: str
+) -> None:
+    """CloudFormation refuses a parameter outside MinValue..MaxValue at deploy time, so these corners are the whole
+    range a deployed stack can have: each keeps the poll loop, every state once and every retry used up, under the
+    limit (the first two figures are the Standard workflow's history as the rig's run shows it:
+    tests/workflow/test_state_limits.py counts it)."""
+    poll = parameters["ImportPollSeconds"][poll_bound]
+    timeout = parameters["ImportTimeoutSeconds"][timeout_bound]
+    states = asl["States"]
+    per_round = sum(EVENTS_PER_STATE[states[name]["Type"]] for name in poll_loop(asl))
+    loop = (math.ceil(timeout / poll) + 2) * per_round
+    once = sum(EVENTS_PER_STATE.get(state["Type"], 2) for state in states.values())
+    retries = (
+        sum(rule["MaxAttempts"] for state in states.values() for rule in state.get("Retry", [])) * EVENTS_PER_RETRY
+    )
+    assert loop <= LOOP_BUDGET, f"poll {poll} s, timeout {timeout} s: {loop} events in the loop"
+    assert loop + once + retries < HISTORY_LIMIT * 0.8
+
+
+def test_the_shortest_poll_would_overflow_without_the_timeout_bound(parameters: dict[str, Any]) -> None:
+    """Guard on the bounds themselves: the longest timeout CloudFormation would accept without its MaxValue (a day of
+    import polling at the shortest poll) overflows the history, so the MaxValue is what keeps the run notified."""
+    unbounded_rounds = math.ceil(86_400 / parameters["ImportPollSeconds"]["MinValue"]) + 2
+    assert unbounded_rounds * 9 > HISTORY_LIMIT
+
+
 def test_poll_parameters_are_bounded_both_ways(parameters: dict[str, Any]) -> None:
     for name in ("ImportPollSeconds", "ImportTimeoutSeconds"):
         assert {"MinValue", "MaxValue"} <= set(parameters[name]), name

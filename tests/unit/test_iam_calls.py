@@ -1,7 +1,9 @@
 """Every AWS call a function's code makes is allowed by that function's policy in template.yaml.
 
-Static: moto does not enforce IAM, so the local rig cannot see a missing permission; these tests read the code
-(tests/support/aws_calls.py) and the template. The mapping from API calls to IAM actions rests on AWS's pages:
+Static: these tests read the code (tests/support/aws_calls.py) and the template, so they cover every branch, taken
+or not. The local rig also enforces the same policies at run time on the calls a run does make
+(modelferry_cli.local.iam; tests/unit/test_iam_guard.py checks that its table agrees with this one).
+The mapping from API calls to IAM actions rests on AWS's pages:
 - "Actions, resources, and condition keys for Amazon S3" / "... for Amazon Bedrock" (one action per operation;
   multipart uploads need s3:PutObject, aborting needs s3:AbortMultipartUpload, ListObjectsV2 needs s3:ListBucket).
 - S3 API reference, GetObject and HeadObject: without s3:ListBucket a missing key answers 403 Access Denied, with it

@@ -316,3 +316,25 @@ def test_a_timed_out_copy_is_retried_whatever_the_runtime_calls_it(asl: dict[str
     (rule,) = [r for r in copy["Retry"] if "Lambda.Unknown" in r["ErrorEquals"]]
     assert set(rule["ErrorEquals"]) == {"Lambda.Unknown", "Sandbox.Timedout"}
     assert rule["MaxAttempts"] >= 1
+
+
+def test_every_task_has_a_timeout_the_function_reaches_first(asl: dict[str, Any], machine: dict[str, Any]) -> None:
+    """A Task without TimeoutSeconds waits as long as the execution may run (a year): "Use timeouts to avoid stuck
+    executions" (Step Functions developer guide, best practices). On a Lambda task it is the function's own Timeout
+    plus a minute, so the function's timeout (retried as Sandbox.Timedout / Lambda.Unknown, and recorded by the copy
+    watchdog) comes first and TimeoutSeconds only catches an invocation Lambda never answers."""
+    resources = load_template(ROOT / "template.yaml")["Resources"]
+    default = load_template(ROOT / "template.yaml")["Globals"]["Function"]["Timeout"]
+    functions = {
+        name: value["Fn::GetAtt"][0]
+        for name, value in machine["Properties"]["DefinitionSubstitutions"].items()
+        if isinstance(value, dict) and "Fn::GetAtt" in value
+    }
+    tasks = [(name, state) for _, name, state in all_states(asl) if state["Type"] == "Task"]
+    assert tasks
+    for name, state in tasks:
+        assert isinstance(state.get("TimeoutSeconds"), int), f"{name} has no TimeoutSeconds"
+        if state["Resource"] == "arn:aws:states:::lambda:invoke":
+            function = functions[state["Parameters"]["FunctionName"].strip("${}")]
+            timeout = resources[function]["Properties"].get("Timeout", default)
+            assert timeout < state["TimeoutSeconds"] <= timeout + 120, (name, timeout, state["TimeoutSeconds"])

@@ -493,3 +493,11 @@ def test_the_copy_image_builds_for_the_task_definitions_platform_from_a_small_co
     ignored = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()]
     assert "*" in ignored
     assert "!functions/modelferry/" in ignored
+
+
+def test_the_copy_images_base_is_pinned_by_digest() -> None:
+    """A tag moves; a digest names one image. Every FROM line names its base by an index digest."""
+    from_lines = [line for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("FROM ")]
+    assert from_lines
+    for line in from_lines:
+        assert re.fullmatch(r"FROM [a-z0-9./-]+:[A-Za-z0-9._-]+@sha256:[0-9a-f]{64}( AS \w+)?", line), line

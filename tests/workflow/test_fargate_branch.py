@@ -87,3 +87,38 @@ def test_a_failed_copy_task_is_not_retried_and_ends_in_a_failure_notification() 
     assert not any(obj["Key"].endswith(big_path) for obj in big_objects.get("Contents", []))
     assert len(report.notifications) == 1
     assert "FAILED at Copy files" in report.notifications[0]["subject"]
+
+
+def _awsvpc_configuration(request: dict[str, object]) -> dict[str, object]:
+    """The AwsvpcConfiguration of a RunTask request, whatever key casing the interpreter hands over."""
+    lowered = {key.lower(): value for key, value in request.items()}
+    network = {key.lower(): value for key, value in lowered["networkconfiguration"].items()}  # type: ignore[attr-defined]
+    return dict(network["awsvpcconfiguration"])
+
+
+@pytest.mark.parametrize(("security_groups", "expected"), [("", None), ("sg-0a1,sg-0b2", ["sg-0a1", "sg-0b2"])])
+def test_run_task_names_security_groups_only_when_some_are_configured(
+    security_groups: str, expected: list[str] | None
+) -> None:
+    """Amazon ECS API reference, AwsVpcConfiguration: securityGroups omitted means the VPC's default security group;
+    the definition used to send an empty list instead."""
+    files = gpt_oss_repo(shard_bytes=3 * 1024 * 1024)
+    _, big_size = _largest(files)
+    with LocalHub() as hub:
+        hub.add_repo(REPO, files)
+        settings = {
+            "LAMBDA_MAX_FILE_BYTES": str(big_size - 1),
+            "COPY_TASK_ENABLED": "true",
+            "COPY_TASK_SECURITY_GROUPS": security_groups,
+        }
+        with LocalRig(hf_endpoint=hub.url, settings=settings) as rig:
+            report = rig.run({"repo_id": REPO, "model_name": "big-shard"})
+            requests = list(rig.run_task_requests)
+
+    assert report.status == "SUCCEEDED", report.cause
+    assert requests
+    for request in requests:
+        configuration = {key.lower(): value for key, value in _awsvpc_configuration(request).items()}
+        assert configuration.get("securitygroups") == expected
+        assert configuration["subnets"] == ["subnet-local"]
+        assert configuration["assignpublicip"] == "ENABLED"

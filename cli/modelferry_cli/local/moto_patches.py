@@ -4,6 +4,9 @@
   in this process, and an exception becomes the `{"errorType": ClassName, ...}` payload Lambda returns, so the
   state machine sees the error by its class name, as on AWS.
 - Wait states and Retry intervals: recorded on a SimulatedClock instead of slept (an hour-long wait takes no time).
+- IAM: each handler runs as its function's principal, each execution as the state machine's role (the interpreter's
+  own Lambda invokes and S3 item reads go through boto3, so the guard checks them); `ecs:runTask.sync`, which never
+  reaches boto3 here, is checked explicitly.
 """
 
 from __future__ import annotations
@@ -19,6 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from unittest import mock
+
+from modelferry_cli.local.iam import Principal, acting_as, current_principal
+from modelferry_cli.local.iam.calls import ecs_run_task
+from modelferry_cli.local.iam.guard import AccessDenied, authorize
 
 
 @dataclass
@@ -76,9 +83,12 @@ def resolve_handler(dotted: str) -> Callable[[Any, Any], Any]:
 
 @contextmanager
 def in_process_lambdas(
-    handlers: dict[str, str], on_invoke: Callable[[str, Any, Any], None] | None = None
+    handlers: dict[str, str],
+    on_invoke: Callable[[str, Any, Any], None] | None = None,
+    principal_of: Callable[[str], Principal | None] = lambda _: None,
 ) -> Iterator[None]:
-    """Route moto's Lambda invocations for `handlers` (function name -> dotted handler path) into this process."""
+    """Route moto's Lambda invocations for `handlers` (function name -> dotted handler path) into this process, each
+    made as the function's principal (`principal_of`, None: IAM not enforced)."""
     from moto.awslambda.models import LambdaFunction
 
     def invoke(self: Any, event: Any = None) -> tuple[str, bool, str]:
@@ -87,19 +97,21 @@ def in_process_lambdas(
             raise KeyError(f"no local handler registered for Lambda function {self.function_name!r}")
         payload = json.loads(event or "{}") if isinstance(event, str | bytes) else (event or {})
         try:
-            result = resolve_handler(dotted)(payload, FakeLambdaContext(self.function_name))
+            with acting_as(principal_of(self.function_name)):
+                result = resolve_handler(dotted)(payload, FakeLambdaContext(self.function_name))
         except Exception as exc:  # noqa: BLE001 - Lambda turns any exception into an error payload
             error = {
                 "errorType": type(exc).__name__,
                 "errorMessage": str(exc),
                 "stackTrace": lambda_style_traceback(exc),
             }
-            if on_invoke:
-                on_invoke(self.function_name, payload, error)
-            return json.dumps(error), True, ""
+            result, failed = error, True
+        else:
+            failed = False
         if on_invoke:
-            on_invoke(self.function_name, payload, result)
-        return json.dumps(result), False, ""
+            with acting_as(None):  # the rig's and the tests' own bookkeeping
+                on_invoke(self.function_name, payload, result)
+        return json.dumps(result), failed, ""
 
     with mock.patch.object(LambdaFunction, "_invoke_lambda", invoke):
         yield
@@ -137,8 +149,51 @@ def _container_environment(parameters: dict[str, Any]) -> dict[str, str]:
     return environment
 
 
+def _parameter(parameters: dict[str, Any], name: str) -> Any:
+    return parameters.get(name, parameters.get(name[0].lower() + name[1:]))
+
+
+def _authorize_run_task(env: Any, parameters: dict[str, Any]) -> None:
+    """ecs:RunTask and iam:PassRole on the task's roles, as the state machine's role (when IAM is enforced). A
+    refusal fails the state as `ECS.AccessDeniedException`: the integration's error names are the service's own,
+    prefixed with ECS. (Step Functions developer guide, "Handling errors in Step Functions workflows"; the exact
+    cause text is not something the rig can prove.)"""
+    from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
+    from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
+    from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+        FailureEvent,
+        FailureEventException,
+    )
+    from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+
+    principal = current_principal()
+    if principal is None:
+        return
+    cluster = str(_parameter(parameters, "Cluster"))
+    task_definition = str(_parameter(parameters, "TaskDefinition"))
+    roles = list(principal.facts.task_definition_roles.get(task_definition, ()))
+    try:
+        authorize(principal, "ecs", "RunTask", ecs_run_task(task_definition, cluster, roles))
+    except AccessDenied as denied:
+        error = f"ECS.{denied.response['Error']['Code']}"
+        raise FailureEventException(
+            FailureEvent(
+                env=env,
+                error_name=CustomErrorName(error),
+                event_type=HistoryEventType.TaskFailed,
+                event_details=EventDetails(  # type: ignore[typeddict-item]
+                    taskFailedEventDetails=TaskFailedEventDetails(
+                        error=error, cause=denied.response["Error"]["Message"]
+                    )
+                ),
+            )
+        ) from None
+
+
 @contextmanager
-def local_fargate(run_copy_task: CopyTaskRunner) -> Iterator[None]:
+def local_fargate(
+    run_copy_task: CopyTaskRunner, on_run_task: Callable[[dict[str, Any]], None] = lambda _: None
+) -> Iterator[None]:
     """`ecs:runTask.sync` runs the copy task's entrypoint on this machine instead of on Fargate (moto's ECS
     cannot run tasks). Exit 0 gives a STOPPED task description; anything else fails the state with
     States.TaskFailed, as a stopped container with a non-zero exit code does on AWS."""
@@ -159,6 +214,8 @@ def local_fargate(run_copy_task: CopyTaskRunner) -> Iterator[None]:
     def eval_service_task(
         self: Any, env: Any, resource_runtime_part: Any, normalised_parameters: dict, **_: Any
     ) -> None:
+        on_run_task(normalised_parameters)
+        _authorize_run_task(env, normalised_parameters)
         status, stdout, stderr = run_copy_task(_container_environment(normalised_parameters))
         task = {"LastStatus": "STOPPED", "Containers": [{"Name": "copy-task", "ExitCode": status}], "Output": stdout}
         if status != 0:
@@ -260,4 +317,79 @@ def context_start_time_as_text() -> Iterator[None]:
         return env
 
     with mock.patch.object(ExecutionWorker, "_get_evaluation_environment", environment):
+        yield
+
+
+@contextmanager
+def executions_as(principal: Callable[[], Principal | None]) -> Iterator[None]:
+    """Each execution runs as the state machine's role: the interpreter's own calls (Lambda invokes, the Distributed
+    Map's S3 item reads) are evaluated against it, and its threads inherit it."""
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+
+    original = ExecutionWorker._execution_logic
+
+    def execution_logic(self: Any) -> None:
+        with acting_as(principal()):
+            original(self)
+
+    with mock.patch.object(ExecutionWorker, "_execution_logic", execution_logic):
+        yield
+
+
+@contextmanager
+def terminal_errors_escape_states_all() -> Iterator[None]:
+    """`States.ALL` in a Catch or Retry matches neither States.DataLimitExceeded (a state's input or output, or a
+    task's result, over 256 KiB) nor States.Runtime: both end the execution, un-notified (Step Functions developer
+    guide, "Handling errors in Step Functions workflows", error names). moto's interpreter already fails an oversized
+    state output or task result with States.DataLimitExceeded (its quotas module: 256 KiB of UTF-8 JSON) but lets
+    States.ALL catch it. Naming either error explicitly still matches here; whether AWS lets an explicit Catch take a
+    terminal error is not something the rig can prove."""
+    from moto.stepfunctions.parser.asl.component.common.error_name.error_equals_decl import ErrorEqualsDecl
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
+        StatesErrorNameType,
+    )
+
+    terminal = {StatesErrorNameType.StatesStatesDataLimitExceeded, StatesErrorNameType.StatesRuntime}
+    original = ErrorEqualsDecl._eval_body
+
+    def eval_body(self: Any, env: Any) -> None:
+        error_name = env.stack[-1]
+        if (
+            isinstance(error_name, StatesErrorName)
+            and error_name.typ in terminal
+            and error_name not in self.error_names
+        ):
+            env.stack.pop()
+            env.stack.append(False)
+            return
+        original(self, env)
+
+    with mock.patch.object(ErrorEqualsDecl, "_eval_body", eval_body):
+        yield
+
+
+@contextmanager
+def imports_read_as_their_role(principal_of_role: Callable[[str], Principal | None]) -> Iterator[None]:
+    """The Bedrock emulator reads an import job's model while it handles CreateModelImportJob; that read is made as
+    the job's service role (its `roleArn`), as Bedrock assumes it: a role the stack's template defines is evaluated
+    against its policy, any other role (another tool's import) is not."""
+    from modelferry_cli.local.bedrock import service
+
+    (original,) = [handler for _, _, operation, handler in service._ROUTES if operation == "CreateModelImportJob"]
+
+    def create(self: Any, labels: dict[str, str], query: dict[str, str], body: bytes) -> Any:
+        try:
+            role = str(json.loads(body or b"{}").get("roleArn", ""))
+        except ValueError:  # the emulator answers a malformed body itself
+            role = ""
+        with acting_as(principal_of_role(role)):
+            return original(self, labels, query, body)
+
+    # The emulator dispatches through its route table, which holds the handler functions themselves.
+    routes = tuple(
+        (verb, pattern, operation, create if handler is original else handler)
+        for verb, pattern, operation, handler in service._ROUTES
+    )
+    with mock.patch.object(service, "_ROUTES", routes):
         yield

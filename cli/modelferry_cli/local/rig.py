@@ -31,6 +31,7 @@ from unittest import mock
 import boto3
 
 from modelferry.contract import WorkflowState
+from modelferry_cli.local import iam
 from modelferry_cli.local import template as cfn
 from modelferry_cli.local.bedrock import BedrockEmulator, EmulatorBehaviour
 from modelferry_cli.local.moto_patches import (
@@ -38,11 +39,14 @@ from modelferry_cli.local.moto_patches import (
     SimulatedClock,
     context_start_time_as_text,
     distributed_map_failure_threshold,
+    executions_as,
     fail_state_accepts_states_errors,
+    imports_read_as_their_role,
     in_process_lambdas,
     local_fargate,
     resolve_handler,
     simulated_waits,
+    terminal_errors_escape_states_all,
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -53,6 +57,9 @@ EVENT_BUS = "modelferry-local-outcomes"
 # What the copy task's task definition gives its container (template.yaml), besides the COPY_ITEM override.
 COPY_TASK_ENVIRONMENT = ("MODEL_BUCKET", "HF_ENDPOINT", "HF_TOKEN_SECRET_ARN", "HF_HUB_DISABLE_XET")
 TOKEN_SECRET_NAME = "modelferry/local/hf-token"  # noqa: S105 - a name, not a secret
+STACK_NAME = "modelferry-local"
+STATE_MACHINE_NAME = "modelferry-local"
+COPY_TASK_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/modelferry-copy:local"
 
 
 @dataclass
@@ -163,12 +170,22 @@ class LocalRig:
         settings: dict[str, str] | None = None,
         hf_token: str | None = None,
         template_path: Path = REPO_ROOT / "template.yaml",
+        kms_key: bool = False,
+        iam_off_because: str | None = None,
     ) -> None:
+        """`kms_key`: the bucket is encrypted with a customer managed key (the template's KmsKeyArn), so every
+        object read and write also needs that key. `iam_off_because`: turns IAM enforcement off (it is on by
+        default); a test that needs that says why."""
+        if iam_off_because is not None and not iam_off_because.strip():
+            raise ValueError("iam_off_because: say why IAM enforcement is off for this rig")
         self._hf_endpoint = hf_endpoint
         self._behaviour = behaviour
         self._settings_overrides = settings or {}
         self._hf_token = hf_token
         self._template_path = template_path
+        self._kms_key = kms_key
+        self.iam_enforced = iam_off_because is None
+        self.principals: dict[str, iam.Principal] = {}
         self._stack = ExitStack()
         self.clock = SimulatedClock()
         self.hub: Any = None
@@ -179,7 +196,10 @@ class LocalRig:
         # test's own recorder may wrap _record_call while holding it.)
         self.calls_lock = threading.RLock()
         self.copy_task_runs: list[dict[str, str]] = []
+        self.copy_task_exits: list[tuple[int, str]] = []  # each local Fargate task's exit status and stderr
+        self.run_task_requests: list[dict[str, Any]] = []  # ecs:runTask.sync parameters, as the definition built them
         self._moto_server_url: str | None = None
+        self._tmp: Path | None = None
 
     # --- set-up ---------------------------------------------------------------------------------------------
     def __enter__(self) -> LocalRig:
@@ -223,6 +243,8 @@ class LocalRig:
         )
         # The emulator's clock runs ahead by the Wait/Retry seconds the rig skipped, so the handlers' ceilings (import
         # poll, quota wait, not-ready budget), measured on Bedrock's clock, are reached as they would be on AWS.
+        # An import job reads the model as the role it was given, as Bedrock does: ImportRole for this stack's jobs.
+        self._stack.enter_context(imports_read_as_their_role(self._principal_of_role))
         self.bedrock = BedrockEmulator(
             lambda: boto3.client("s3", region_name=REGION),
             self._behaviour,
@@ -237,16 +259,30 @@ class LocalRig:
             raise RuntimeError(f"template.yaml gives functions variables the local rig does not set: {sorted(missing)}")
 
         handlers = {logical_id: spec["handler"] for logical_id, spec in functions.items()}
+        if self.iam_enforced:
+            self._stack.enter_context(iam.installed())
+        self._denials_before = len(iam.guard.denials)
         # Late-bound, so a test can wrap _record_call to act between stages.
-        self._stack.enter_context(in_process_lambdas(handlers, on_invoke=lambda *call: self._record_call(*call)))  # noqa: PLW0108
+        self._stack.enter_context(
+            in_process_lambdas(
+                handlers,
+                on_invoke=lambda *call: self._record_call(*call),  # noqa: PLW0108
+                principal_of=self.principals.get,
+            )
+        )
         self._stack.enter_context(simulated_waits(self.clock))
         self._stack.enter_context(distributed_map_failure_threshold())
         self._stack.enter_context(fail_state_accepts_states_errors())
+        self._stack.enter_context(terminal_errors_escape_states_all())
         self._stack.enter_context(context_start_time_as_text())
-        self._stack.enter_context(local_fargate(self._run_copy_task))
+        self._stack.enter_context(local_fargate(self._run_copy_task, self.run_task_requests.append))
+        self._stack.enter_context(executions_as(lambda: self.principals.get(self._machine_role)))
+        self._template = template
         self._function_arns = {logical_id: self._create_function(logical_id) for logical_id in functions}
         self.state_machine_arn = self._create_state_machine(machine)
         os.environ["STATE_MACHINE_ARN"] = self.state_machine_arn
+        if self.iam_enforced:
+            self.principals.update(self._principals(template))
         self._handlers = handlers
         self._machine_id = cfn.state_machine(template)[0]
         self._trigger_queues = self._wire_triggers(template)
@@ -268,8 +304,30 @@ class LocalRig:
         queue_arn = lambda url: sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[  # noqa: E731
             "Attributes"
         ]["QueueArn"]
+        kms = boto3.client("kms", region_name=REGION)
+        # The template always encrypts the topic with its own key (NotificationTopicKey); the bucket only with
+        # KmsKeyArn when given.
+        self.topic_key_arn = kms.create_key(Description="NotificationTopicKey")["KeyMetadata"]["Arn"]
+        self.bucket_key_arn = kms.create_key(Description="KmsKeyArn")["KeyMetadata"]["Arn"] if self._kms_key else ""
+        if self.bucket_key_arn:
+            s3.put_bucket_encryption(
+                Bucket=BUCKET,
+                ServerSideEncryptionConfiguration={
+                    "Rules": [
+                        {
+                            "ApplyServerSideEncryptionByDefault": {
+                                "SSEAlgorithm": "aws:kms",
+                                "KMSMasterKeyID": self.bucket_key_arn,
+                            },
+                            "BucketKeyEnabled": True,
+                        }
+                    ]
+                },
+            )
         sns = boto3.client("sns", region_name=REGION)
-        topic_arn = sns.create_topic(Name="modelferry-local-notifications")["TopicArn"]
+        topic_arn = sns.create_topic(
+            Name="modelferry-local-notifications", Attributes={"KmsMasterKeyId": self.topic_key_arn}
+        )["TopicArn"]
         sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn(self._notification_queue))
         os.environ["TOPIC_ARN"] = topic_arn
         events = boto3.client("events", region_name=REGION)
@@ -309,20 +367,122 @@ class LocalRig:
         for key, value in machine.get("DefinitionSubstitutions", {}).items():
             definition = definition.replace("${" + key + "}", self._substitution(key, value))
         response = boto3.client("stepfunctions", region_name=REGION).create_state_machine(
-            name="modelferry-local", definition=definition, roleArn=self._role_arn, type="STANDARD"
+            name=STATE_MACHINE_NAME, definition=definition, roleArn=self._role_arn, type="STANDARD"
         )
         return str(response["stateMachineArn"])
 
     def _substitution(self, key: str, value: Any) -> str:
-        if isinstance(value, dict) and "Fn::GetAtt" in value:
-            logical_id = value["Fn::GetAtt"][0]
-            if logical_id in self._function_arns:
-                return self._function_arns[logical_id]
-        return f"arn:aws:local:{REGION}:{ACCOUNT}:{key}"
+        return str(iam.template_policies.Resolver(self._template, self._stack_names()).value(value))
+
+    # --- IAM ------------------------------------------------------------------------------------------------------
+    @property
+    def _machine_role(self) -> str:
+        _, machine = cfn.state_machine(self._template)
+        return str(machine["Role"]["Fn::GetAtt"][0])
+
+    def _parameters(self) -> dict[str, str]:
+        """The template's parameters as the local stack has them (defaults, then what the rig's settings say)."""
+        values = {name: str(p.get("Default", "")) for name, p in self._template.get("Parameters", {}).items()}
+        values.update(
+            ModelBucketName="",
+            ModelPrefix=os.environ["MODEL_PREFIX"],
+            RunsPrefix=os.environ["RUNS_PREFIX"],
+            HfEndpoint=os.environ["HF_ENDPOINT"],
+            HfTokenSecretArn=os.environ["HF_TOKEN_SECRET_ARN"],
+            KmsKeyArn=self.bucket_key_arn,
+            CopyTaskImageUri=COPY_TASK_IMAGE if os.environ["COPY_TASK_ENABLED"] == "true" else "",
+            CopyTaskSubnets=os.environ["COPY_TASK_SUBNETS"],
+            CopyTaskSecurityGroups=os.environ["COPY_TASK_SECURITY_GROUPS"],
+        )
+        return values
+
+    def _stack_names(self) -> iam.StackNames:
+        arn = f"arn:aws:{{}}:{REGION}:{ACCOUNT}:{{}}".format
+        refs = {
+            "ModelBucket": BUCKET,
+            "NotificationTopic": os.environ["TOPIC_ARN"],
+            "OutcomeEventBus": EVENT_BUS,
+            "ModelImportStateMachine": os.environ.get("STATE_MACHINE_ARN", ""),
+            "CopyTaskCluster": "modelferry-local-copy",
+            "CopyTaskDefinition": arn("ecs", "task-definition/modelferry-local-copy:1"),
+            **{logical_id: logical_id for logical_id in getattr(self, "_function_arns", {})},
+        }
+        attributes = {
+            ("ImportRole", "Arn"): os.environ["IMPORT_ROLE_ARN"],
+            ("NotificationTopicKey", "Arn"): self.topic_key_arn,
+            ("OutcomeEventBus", "Arn"): arn("events", f"event-bus/{EVENT_BUS}"),
+            ("ModelBucket", "Arn"): f"arn:aws:s3:::{BUCKET}",
+            ("CopyTaskCluster", "Arn"): arn("ecs", "cluster/modelferry-local-copy"),
+            ("CopyTaskRole", "Arn"): f"arn:aws:iam::{ACCOUNT}:role/modelferry-local-CopyTaskRole",
+            ("CopyTaskExecutionRole", "Arn"): f"arn:aws:iam::{ACCOUNT}:role/modelferry-local-CopyTaskExecutionRole",
+            ("ModelImportStateMachine", "Name"): STATE_MACHINE_NAME,
+            ("CopyTaskLogGroup", "Arn"): arn("logs", "log-group:modelferry-local-copy-task:*"),
+            **{(logical_id, "Arn"): arn_ for logical_id, arn_ in getattr(self, "_function_arns", {}).items()},
+        }
+
+        def attribute(logical_id: str, name: str) -> str:
+            if (logical_id, name) not in attributes:
+                raise LookupError(f"the local rig has no value for {logical_id}.{name}")
+            return attributes[(logical_id, name)]
+
+        pseudo = {
+            "AWS::Region": REGION,
+            "AWS::AccountId": ACCOUNT,
+            "AWS::Partition": "aws",
+            "AWS::StackName": STACK_NAME,
+            "AWS::URLSuffix": "amazonaws.com",
+        }
+        return iam.StackNames(parameters=self._parameters(), pseudo=pseudo, refs=refs, attributes=attribute)
+
+    def stack_facts(self) -> iam.StackFacts:
+        names = self._stack_names()
+        return iam.StackFacts(
+            region=REGION,
+            account=ACCOUNT,
+            bucket_keys={BUCKET: self.bucket_key_arn} if self.bucket_key_arn else {},
+            topic_keys={os.environ["TOPIC_ARN"]: self.topic_key_arn},
+            task_definition_roles={
+                names.refs["CopyTaskDefinition"]: [
+                    names.attributes("CopyTaskRole", "Arn"),
+                    names.attributes("CopyTaskExecutionRole", "Arn"),
+                ]
+            },
+        )
+
+    def _principals(self, template: dict[str, Any]) -> dict[str, iam.Principal]:
+        facts = self.stack_facts()
+        statements = iam.principal_statements(template, self._stack_names())
+        return {name: iam.Principal(name, found, facts) for name, found in statements.items()}
+
+    @property
+    def iam_denials(self) -> list[tuple[str, str, str]]:
+        """(principal, action, resource) of every call IAM refused in this process since the rig started."""
+        found = iam.guard.denials[self._denials_before :]
+        return [(name, v.request.action, v.request.resource) for name, v in found]
+
+    def _principal_of_role(self, role_arn: str) -> iam.Principal | None:
+        """The stack's principal a service acts as when given `role_arn` (None: a role of no concern to the stack)."""
+        return self.principals.get("ImportRole") if role_arn == os.environ["IMPORT_ROLE_ARN"] else None
+
+    def policy_spec_json(self, principal: str) -> str:
+        """What a worker process passes to `iam.enforce_in_this_process(principal, ...)`."""
+        return self.principals[principal].to_json()
+
+    def _work_dir(self) -> Path:
+        if self._tmp is None:
+            import tempfile
+
+            self._tmp = Path(self._stack.enter_context(tempfile.TemporaryDirectory(prefix="modelferry-rig-")))
+        return self._tmp
 
     def _run_copy_task(self, container_environment: dict[str, str]) -> tuple[int, str, str]:
         """The Fargate copy task's entrypoint in a subprocess; it reaches this process's moto through a moto
         server sharing the same in-memory backends."""
+        with iam.acting_as(None):  # the server's threads serve every principal's requests
+            self._start_moto_server()
+        return self._run_copy_process(container_environment)
+
+    def _start_moto_server(self) -> None:
         if self._moto_server_url is None:
             from moto.server import ThreadedMotoServer
 
@@ -331,6 +491,9 @@ class LocalRig:
             self._stack.callback(server.stop)
             host, port = server.get_host_and_port()
             self._moto_server_url = f"http://{host}:{port}"
+
+    def _run_copy_process(self, container_environment: dict[str, str]) -> tuple[int, str, str]:
+        assert self._moto_server_url is not None  # noqa: S101 - started by _run_copy_task
         environment = {
             "PATH": os.environ.get("PATH", ""),
             "PYTHONPATH": str(REPO_ROOT / "functions"),
@@ -343,14 +506,22 @@ class LocalRig:
             **container_environment,
         }
         self.copy_task_runs.append(container_environment)
-        completed = subprocess.run(
-            [sys.executable, "-m", "modelferry.handlers.copy_file_on_fargate"],
+        command = [sys.executable, "-m", "modelferry.handlers.copy_file_on_fargate"]
+        if self.iam_enforced:
+            # The task runs as the template's task role: its process evaluates every call against that role.
+            spec = self._work_dir() / "CopyTaskRole.policy.json"
+            spec.write_text(self.policy_spec_json("CopyTaskRole"))
+            command[1:] = ["-m", "modelferry_cli.local.iam.run_as", "CopyTaskRole", str(spec), command[2]]
+            environment["PYTHONPATH"] += os.pathsep + str(REPO_ROOT / "cli")
+        completed = subprocess.run(  # noqa: S603 - this interpreter, a module of this repository
+            command,
             env=environment,
             capture_output=True,
             text=True,
             timeout=600,
             check=False,
         )
+        self.copy_task_exits.append((completed.returncode, completed.stderr))
         return completed.returncode, completed.stdout, completed.stderr
 
     def _wire_triggers(self, template: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
@@ -399,7 +570,8 @@ class LocalRig:
             return self.start(event["detail"] if path else event)
         function = target["Arn"]["Fn::GetAtt"][0]
         try:
-            result = resolve_handler(self._handlers[function])(event, FakeLambdaContext(function))
+            with iam.acting_as(self.principals.get(function)):
+                result = resolve_handler(self._handlers[function])(event, FakeLambdaContext(function))
         except Exception as exc:  # noqa: BLE001 - an asynchronous invocation's error, as Lambda would record it
             result = {"errorType": type(exc).__name__, "errorMessage": str(exc)}
         self._record_call(function, event, result)

@@ -80,13 +80,18 @@ CODES: dict[str, Code] = {
     ),
     "CHAT_TEMPLATE_MISSING": Code(
         Severity.WARNING,
-        "Bedrock applies no default template: add chat_template.jinja (or `chat_template` in tokenizer_config.json) "
-        "for chat-style invocations and the workflow's verification.",
+        "Bedrock applies no default template: add the model's chat_template.jinja (or `chat_template` in "
+        "tokenizer_config.json) for OpenAI chat-completions requests; completion requests work without it.",
     ),
     "GENERATION_CONFIG_EOS": Code(
+        Severity.FIXABLE,
+        "Run with --fix (the workflow does it after the copy): sets `eos_token_id` to [200002, 199999, 200012], "
+        "the three end-of-sequence ids AWS documents for GPT-OSS (the older two-id file fails at invocation).",
+    ),
+    "GENERATION_CONFIG_MISSING": Code(
         Severity.ERROR,
-        'GPT-OSS needs `"eos_token_id": [200002, 199999, 200012]` in generation_config.json: use the current '
-        "upstream generation_config.json (the older two-id file fails at invocation).",
+        'GPT-OSS needs generation_config.json with `"eos_token_id": [200002, 199999, 200012]`: add the current '
+        "upstream generation_config.json of the base model.",
     ),
     "SIZE_LIMIT_EXCEEDED": Code(
         Severity.ERROR, "Bedrock imports text models under 200 GB and multimodal models under 100 GB of weights."
@@ -96,7 +101,45 @@ CODES: dict[str, Code] = {
         "Bedrock documents a context below 128K tokens (131072 works for GPT-OSS): the import may be refused or "
         "requests longer than that may fail.",
     ),
-    "PATH_EXCLUDED": Code(Severity.INFO, "Not copied; adjust include/exclude if Bedrock needs this file."),
+    "QUANTIZATION_CONFIG_STALE": Code(
+        Severity.FIXABLE,
+        "Run with --fix (the workflow does it after the copy): removes the stale `quantization_config` from "
+        "config.json; the tensors show the weights are not quantized.",
+    ),
+    "LORA_ADAPTER_UNSUPPORTED": Code(
+        Severity.ERROR,
+        "Bedrock does not import separate LoRA adapters: merge the adapter into the base model (PEFT: "
+        "`PeftModel.from_pretrained(base, adapter).merge_and_unload().save_pretrained(...)`) and import the merged "
+        "model.",
+    ),
+    "HEAD_NOT_GENERATIVE": Code(
+        Severity.ERROR,
+        "Bedrock imports text-generation models: import the causal-LM checkpoint (a `...ForCausalLM` or "
+        "`...ForConditionalGeneration` class); a classifier, reward or token-classification model cannot be served.",
+    ),
+    "EMBEDDING_MODEL_UNSUPPORTED": Code(
+        Severity.ERROR,
+        "Bedrock Custom Model Import does not support embedding models: use an embedding model Bedrock offers, or "
+        "host this one elsewhere (e.g. a SageMaker AI endpoint).",
+    ),
+    "REGION_UNSUPPORTED": Code(
+        Severity.ERROR,
+        "Deploy the stack (or run `modelferry validate --region`) in a Region where Custom Model Import runs: "
+        "us-east-1, us-east-2, us-west-2 or eu-central-1.",
+    ),
+    "ARCHITECTURE_REGION_UNSUPPORTED": Code(
+        Severity.ERROR,
+        "This architecture imports in fewer Regions than Custom Model Import itself (GPT-OSS: us-east-1 only): "
+        "deploy a stack in one of them.",
+    ),
+    "TRANSFORMERS_VERSION_NEWER": Code(
+        Severity.WARNING,
+        "Nothing to do unless the import fails: if it does, save the model again with the documented transformers "
+        "version, or compare the config fields the newer version added.",
+    ),
+    "PATH_EXCLUDED": Code(
+        Severity.INFO, "Not copied: Bedrock does not read it. Add it with `include` if your import needs it."
+    ),
 }
 
 

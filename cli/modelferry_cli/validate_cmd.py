@@ -159,7 +159,9 @@ def _render_finding(finding: Finding) -> str:
     where = f"  {finding.path}" if finding.path else ""
     if finding.severity is Severity.INFO:  # one line each: they are many and their hint is the same
         return f"  {finding.code}{where}: {finding.message}"
-    return f"  {finding.code}{where}\n      {finding.message}\n      fix: {finding.hint}"
+    return (
+        f"  {finding.code}{where}\n      {finding.message}\n      fix: {finding.hint}\n      source: {finding.source}"
+    )
 
 
 def _size(count: int) -> str:

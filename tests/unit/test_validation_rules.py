@@ -214,6 +214,7 @@ def test_each_code_on_its_fixture(tmp_path: Path, code: str, build: Callable[[],
     found = next(f for f in report.findings if f.code == code)
     assert found.message
     assert found.hint == CODES[code].hint
+    assert found.to_json_dict()["source"] == CODES[code].source
     assert report.verdict == {"error": "failed", "fixable": "fixable", "warning": "ok"}[CODES[code].severity]
 
 
@@ -221,6 +222,19 @@ def test_every_code_has_a_fixture_and_a_documented_fix_hint():
     assert {case[0] for case in CASES} | CODES_TESTED_ELSEWHERE | {"PATH_EXCLUDED"} == set(CODES)
     documented = set(re.findall(r"^### `([A-Z_]+)`", DOCS.read_text(), flags=re.MULTILINE))
     assert documented == set(CODES)
+
+
+def test_every_code_cites_its_source_in_the_catalogue_and_the_docs():
+    sections = {
+        section.split("`")[1]: section for section in re.split(r"^### ", DOCS.read_text(), flags=re.MULTILINE)[1:]
+    }
+    for code, entry in CODES.items():
+        assert entry.source, code
+        assert "*Source*:" in sections[code], f"{code}: its docs section names no source"
+        # The catalogue's source is the docs' source: the same page title appears in both.
+        title = re.search(r'"([^"]+)"', entry.source)
+        if title:
+            assert title.group(1) in " ".join(sections[code].split()), f"{code}: docs do not cite {title.group(1)}"
 
 
 # --- real-shaped repositories --------------------------------------------------------------------------------------

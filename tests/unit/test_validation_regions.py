@@ -20,8 +20,10 @@ from modelferry.validation import (
     ValidationReport,
     validate,
 )
+from modelferry.validation.bedrock import IMPORT_REGIONS
 from modelferry_cli.local.hub import LocalHub
 from modelferry_cli.local.model_factory import write_repo
+from modelferry_cli.local.template import load_template
 from tests.support import validation_repos as repos
 from tests.support.validation_repos import Files
 
@@ -114,3 +116,11 @@ def test_the_messages_name_the_regions_that_work(tmp_path: Path):
     assert "gpt_oss" in region_finding.message
     assert "us-east-1" in region_finding.message
     assert "us-west-2" in region_finding.message
+
+
+def test_the_template_and_the_region_rule_name_the_same_regions():
+    """The stack refuses to deploy outside these Regions (a template Rule); Plan refuses per model inside them."""
+    template = load_template(Path(__file__).parents[2] / "template.yaml")
+    (assertion,) = template["Rules"]["CustomModelImportRegion"]["Assertions"]
+    regions, _ = assertion["Assert"]["Fn::Contains"]
+    assert set(regions) == IMPORT_REGIONS

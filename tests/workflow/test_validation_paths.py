@@ -121,29 +121,53 @@ def test_a_stale_quantization_gpt_oss_fine_tune_imports_after_the_repairs(hub: L
 
 
 @pytest.fixture
-def rig_in_eu_west_1(hub: LocalHub, behaviour: EmulatorBehaviour) -> Iterator[LocalRig]:
-    """The stack deployed in eu-west-1: its Lambdas see AWS_REGION=eu-west-1, as Lambda sets it."""
-    with LocalRig(hf_endpoint=hub.url, behaviour=behaviour, settings={"AWS_REGION": "eu-west-1"}) as local_rig:
+def regional_rig(request: pytest.FixtureRequest, hub: LocalHub, behaviour: EmulatorBehaviour) -> Iterator[LocalRig]:
+    """The stack deployed in another Region: its Lambdas see that AWS_REGION, as Lambda sets it."""
+    with LocalRig(hf_endpoint=hub.url, behaviour=behaviour, settings={"AWS_REGION": request.param}) as local_rig:
         yield local_rig
 
 
-def test_a_stack_in_eu_west_1_refuses_before_copying(hub: LocalHub, rig_in_eu_west_1: LocalRig) -> None:
-    repo_id = "acme/llama-support-ft"
-    files = repos.llama31_instruct()
+@pytest.mark.parametrize(
+    ("regional_rig", "build", "code"),
+    [
+        ("eu-west-1", repos.llama31_instruct, "REGION_UNSUPPORTED"),  # no Custom Model Import there
+        ("us-east-2", repos.gpt_oss_bf16_finetune, "ARCHITECTURE_REGION_UNSUPPORTED"),  # GPT-OSS: us-east-1 only
+    ],
+    indirect=["regional_rig"],
+    ids=["eu-west-1", "gpt-oss-in-us-east-2"],
+)
+def test_a_stack_in_a_region_that_cannot_import_refuses_before_copying(
+    hub: LocalHub, regional_rig: LocalRig, build, code: str
+) -> None:
+    repo_id = "acme/support-ft"
+    files = build()
     hub.add_repo(repo_id, files)
 
-    report = rig_in_eu_west_1.run({"repo_id": repo_id, "model_name": "llama-support-ft"})
+    report = regional_rig.run({"repo_id": repo_id, "model_name": "support-ft"})
 
     assert report.status == "FAILED"
     assert report.error == "ModelNotImportable"
-    assert "REGION_UNSUPPORTED" in report.cause
-    assert "eu-west-1" in report.cause
+    assert f"{code} (repository)" in report.cause
     assert [s.name for s in report.states if s.name in {"CopyFiles", "ValidateInS3", "StartImport"}] == []
     assert _objects("models/") == {}
     assert len(report.notifications) == 1
     assert "FAILED at Plan" in report.notifications[0]["subject"]
-    # Plan read small files and headers only: no weights crossed the wire.
+    # Plan read small files and headers only: no weights crossed the wire, and Bedrock was never asked.
     weights = sum(len(data) for path, data in files.items() if path.endswith(".safetensors"))
     assert sum(r.body_bytes for r in hub.requests if r.endpoint == "cdn") < weights / 4
-    assert rig_in_eu_west_1.bedrock is not None
-    assert [call.operation for call in rig_in_eu_west_1.bedrock.calls if call.operation.startswith("Create")] == []
+    assert regional_rig.bedrock is not None
+    assert [call.operation for call in regional_rig.bedrock.calls] == []
+
+
+def test_a_lora_adapter_repository_is_refused_before_copying_with_what_to_do(hub: LocalHub, rig: LocalRig) -> None:
+    hub.add_repo("acme/support-lora", repos.peft_lora_adapter())
+
+    report = rig.run({"repo_id": "acme/support-lora", "model_name": "support-lora"})
+
+    assert report.status == "FAILED"
+    assert report.error == "ModelNotImportable"
+    assert "LORA_ADAPTER_UNSUPPORTED (adapter_config.json)" in report.cause
+    assert "merge it into meta-llama/Llama-3.1-8B-Instruct" in report.cause
+    assert "CONFIG_MISSING" not in report.cause
+    assert _objects("models/") == {}
+    assert "merge it into meta-llama/Llama-3.1-8B-Instruct" in report.notifications[0]["message"]

@@ -42,12 +42,13 @@ def adapter_repository(view: ModelView, options: ValidationOptions) -> Iterator[
         return
     settings = view.listed_json(ADAPTER_CONFIG_FILE).data or {}
     kind, base = settings.get("peft_type") or "PEFT", settings.get("base_model_name_or_path")
-    of_base = f" of {base}" if isinstance(base, str) and base else ""
+    named_base = isinstance(base, str) and base
     yield finding(
         "LORA_ADAPTER_UNSUPPORTED",
         ADAPTER_CONFIG_FILE,
-        f"this repository is a {kind} adapter{of_base} with no merged weights: Bedrock does not import separate "
-        "adapters",
+        f"this repository is a {kind} adapter{f' of {base}' if named_base else ''} with no merged weights: Bedrock "
+        f"does not import separate adapters; merge it into {base if named_base else 'its base model'} and import "
+        "the merged model",
     )
 
 
@@ -74,7 +75,7 @@ def architecture_supported(view: ModelView, options: ValidationOptions) -> Itera
             "HEAD_NOT_GENERATIVE",
             CONFIG_FILE,
             f"{listed} is not a text-generation head (a classifier, reward or tagging model): Bedrock serves text "
-            "generation only",
+            "generation only; import the causal-LM checkpoint instead",
         )
     elif required and not required.intersection(architectures):
         yield finding(

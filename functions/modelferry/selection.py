@@ -20,7 +20,6 @@ from fnmatch import fnmatchcase
 CONFIG_FILE = "config.json"
 GENERATION_CONFIG_FILE = "generation_config.json"
 INDEX_FILE = "model.safetensors.index.json"
-SINGLE_WEIGHTS_FILE = "model.safetensors"
 SAFETENSORS_SUFFIX = ".safetensors"
 CHAT_TEMPLATE_FILES = ("chat_template.jinja", "chat_template.json")
 # What transformers' tokenizers load from the model root: the fast tokenizer, its settings, SentencePiece and BPE

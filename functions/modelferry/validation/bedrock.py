@@ -89,7 +89,8 @@ QUANTIZED_TENSOR_SUFFIXES = (
 )
 
 # Where Custom Model Import runs ("Import a customized model into Amazon Bedrock", supported Regions), and the
-# architectures with Region limits of their own (the same page: GPT-OSS models import in us-east-1 only).
+# architectures with Region limits of their own (GPT-OSS: us-east-1 only, per the AWS Machine Learning Blog post
+# "Deploy GPT-OSS models with Amazon Bedrock Custom Model Import").
 IMPORT_REGIONS = frozenset({"us-east-1", "us-east-2", "us-west-2", "eu-central-1"})
 ARCHITECTURE_REGIONS: dict[str, frozenset[str]] = {"gpt_oss": frozenset({"us-east-1"})}
 

@@ -66,7 +66,8 @@ CODES: dict[str, Code] = {
     ),
     "INDEX_SHARD_UNREFERENCED": Code(
         Severity.WARNING,
-        "A .safetensors file the index does not use (e.g. consolidated.safetensors) is copied for nothing: exclude it.",
+        "A .safetensors file the index does not use is copied for nothing: drop it from `include` (the default "
+        "selection leaves such files out).",
         source=SELECTION,
     ),
     "INDEX_TENSOR_MISSING": Code(

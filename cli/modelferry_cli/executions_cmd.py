@@ -66,8 +66,10 @@ def add_start_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repo", required=True, metavar="ORG/NAME", help="Hugging Face repository")
     parser.add_argument("--name", required=True, metavar="MODEL", help="imported model name in Bedrock")
     parser.add_argument("--revision", help="branch, tag or commit (default: main)")
-    parser.add_argument("--include", action="append", metavar="GLOB", help="copy only matching paths (repeatable)")
-    parser.add_argument("--exclude", action="append", metavar="GLOB", help="also skip matching paths (repeatable)")
+    parser.add_argument(
+        "--include", action="append", metavar="GLOB", help="also copy matching paths Bedrock does not load (repeatable)"
+    )
+    parser.add_argument("--exclude", action="append", metavar="GLOB", help="never copy matching paths (repeatable)")
     parser.add_argument("--if-exists", choices=["fail", "reuse", "replace"], help="when the model name exists")
     parser.add_argument("--verify-prompt", help="prompt of the one verification call")
     parser.add_argument("--verify-expect", help="text the verification reply must contain")

@@ -69,6 +69,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="report a declared quantization (e.g. MXFP4) as a warning, not an error: the import is undocumented",
     )
     parser.add_argument("--revision", help="Hub branch, tag or commit (default: the @REVISION in TARGET, else main)")
+    parser.add_argument(
+        "--region",
+        help="the AWS Region the import would run in, checked against where Custom Model Import (and this "
+        "architecture) imports (default: the configured AWS Region, else no Region check)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -88,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> tuple[ValidationReport, list[AppliedFix]]:
-    options = ValidationOptions(allow_quantized=args.allow_quantized)
+    options = ValidationOptions(allow_quantized=args.allow_quantized, region=args.region or configured_region())
     source = open_source(args.target, args.revision)
     if args.fix and not isinstance(source, WritableSource):
         raise TargetUnreadable("--fix needs a local folder or an s3:// prefix: the Hub is read-only")
@@ -99,6 +104,12 @@ def _validate(args: argparse.Namespace) -> tuple[ValidationReport, list[AppliedF
         return report, []
     applied = apply_fixes(source, report)
     return validate(source, options), applied
+
+
+def configured_region() -> str | None:
+    """AWS_REGION (what the AWS CLI v2 and Lambda use; boto3 ignores it), else the Region boto3 would use
+    (AWS_DEFAULT_REGION, the profile's config), else None."""
+    return os.environ.get("AWS_REGION") or boto3.session.Session().region_name
 
 
 def open_source(target: str, revision: str | None) -> Source:
@@ -132,6 +143,7 @@ def render(report: ValidationReport, applied: list[AppliedFix]) -> str:
         VERDICT_LINES[report.verdict],
         f"  {report.target}: {report.model_type or 'unknown model type'}{architectures}, "
         f"{_size(report.total_weight_bytes)} of safetensors weights, {report.files_checked} files to copy",
+        f"  Region: {region}" if (region := report.region) else "  Region: not checked (no --region, none configured)",
         f"  read {_size(report.bytes_read)}{share} in {report.read_requests} reads",
     ]
     for fix in applied:
@@ -147,7 +159,9 @@ def _render_finding(finding: Finding) -> str:
     where = f"  {finding.path}" if finding.path else ""
     if finding.severity is Severity.INFO:  # one line each: they are many and their hint is the same
         return f"  {finding.code}{where}: {finding.message}"
-    return f"  {finding.code}{where}\n      {finding.message}\n      fix: {finding.hint}"
+    return (
+        f"  {finding.code}{where}\n      {finding.message}\n      fix: {finding.hint}\n      source: {finding.source}"
+    )
 
 
 def _size(count: int) -> str:

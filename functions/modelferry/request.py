@@ -31,8 +31,14 @@ class ImportRequest(BaseModel):
     repo_id: str = Field(description="Hugging Face repository, ORG/NAME.")
     model_name: str = Field(description="Name of the imported model in Bedrock; also names the S3 folder.")
     revision: str = Field(default="main", description="Branch, tag or commit sha; pinned to a commit at planning.")
-    include: tuple[str, ...] = Field(default=(), max_length=64, description="Copy only paths matching these globs.")
-    exclude: tuple[str, ...] = Field(default=(), max_length=64, description="Also skip paths matching these globs.")
+    include: tuple[str, ...] = Field(
+        default=(),
+        max_length=64,
+        description="Also copy paths matching these globs (by default only the files Bedrock loads are copied).",
+    )
+    exclude: tuple[str, ...] = Field(
+        default=(), max_length=64, description="Never copy paths matching these globs (wins over include)."
+    )
     verify_prompt: str = Field(default=DEFAULT_VERIFY_PROMPT, min_length=1, max_length=4000)
     verify_expect: str | None = Field(default=None, min_length=1, max_length=1000)
     verify_max_tokens: int = Field(default=64, ge=1, le=4096)

@@ -360,6 +360,23 @@ def _with_index_metadata(metadata: dict[str, Any] | None) -> Callable[[dict[str,
             "tokenizer class 'BertTokenizerFast' is not supported",
             id="unsupported-tokenizer",
         ),
+        pytest.param(
+            _with_json("config.json", {"architectures": ["LlamaForSequenceClassification"], "model_type": "llama"}),
+            "LlamaForSequenceClassification is not supported: only text generation models",
+            id="classification-head",
+        ),
+        pytest.param(
+            _with_json(
+                "config.json",
+                {
+                    "architectures": ["GptOssForCausalLM"],
+                    "model_type": "gpt_oss",
+                    "quantization_config": {"quant_method": "mxfp4"},
+                },
+            ),
+            "declares mxfp4 quantization, but no quantized weights were found",
+            id="stale-quantization-config",
+        ),
     ],
 )
 def test_import_fails_for_the_reasons_bedrock_gives(
@@ -379,6 +396,59 @@ def test_import_fails_for_the_reasons_bedrock_gives(
     assert "endTime" in job
     assert "importedModelArn" not in job
     assert bedrock.list_imported_models()["modelSummaries"] == []
+
+
+def test_a_declared_quantization_with_quantized_tensors_imports(s3: Any, bedrock: Any) -> None:
+    """Whether Bedrock imports quantized checkpoints is undocumented: the emulator lets them through."""
+    files = tiny_model_files()
+    blocks = {"layer0.mlp.experts.gate_up_proj_blocks": np.zeros((2, 16), dtype=np.uint8)}
+    files[SHARDS[0]] = save({"layer0.weight": np.zeros((2, 2), dtype=np.float32)} | blocks)
+    config = {
+        "architectures": ["GptOssForCausalLM"],
+        "model_type": "gpt_oss",
+        "quantization_config": {"quant_method": "mxfp4"},
+    }
+    files["config.json"] = json.dumps(config).encode()
+    uri = upload(s3, files, "models/mxfp4/")
+    job = finish_job(bedrock, create_job(bedrock, modelDataSource={"s3DataSource": {"s3Uri": uri}}))
+    assert job["status"] == "Completed", job.get("failureMessage")
+
+
+def test_gpt_oss_with_the_two_id_generation_config_imports_then_every_invocation_fails(
+    s3: Any, emulator: BedrockEmulator, bedrock: Any, runtime: Any
+) -> None:
+    emulator.behaviour.not_ready_invocations = 0
+    files = tiny_model_files()
+    files["generation_config.json"] = json.dumps({"eos_token_id": [200002, 199999]}).encode()
+    uri = upload(s3, files, "models/two-ids/")
+    arn = import_model(bedrock, modelDataSource={"s3DataSource": {"s3Uri": uri}})
+    for _ in range(2):
+        with pytest.raises(ClientError) as excinfo:
+            runtime.invoke_model(modelId=arn, body=chat("hi"))
+        code, status, message = error_of(excinfo)
+        assert (code, status) == ("ModelErrorException", 424)
+        assert "end-of-sequence" in message
+
+
+@pytest.mark.parametrize(("region", "imports"), [("us-east-1", True), ("us-east-2", False), ("eu-central-1", False)])
+def test_gpt_oss_imports_in_us_east_1_only(s3: Any, region: str, imports: bool) -> None:
+    with BedrockEmulator(lambda: SESSION.client("s3"), region=region) as emulator:
+        bedrock = client("bedrock", emulator)
+        job = finish_job(bedrock, create_job(bedrock))
+    assert (job["status"] == "Completed") is imports
+    if not imports:
+        assert f"cannot be imported in {region}" in job["failureMessage"]
+
+
+def test_no_import_job_outside_the_custom_model_import_regions(s3: Any) -> None:
+    with (
+        BedrockEmulator(lambda: SESSION.client("s3"), region="eu-west-1") as emulator,
+        pytest.raises(ClientError) as excinfo,
+    ):
+        create_job(client("bedrock", emulator))
+    code, status, message = error_of(excinfo)
+    assert (code, status) == ("ValidationException", 400)
+    assert "eu-west-1" in message
 
 
 def test_an_unreadable_bucket_fails_the_job(bedrock: Any) -> None:

@@ -125,8 +125,13 @@ def settings_class_of(handler: str) -> type[BaseModel] | None:
     return getattr(settings_module, found[0]) if found else None
 
 
+# Variables the Lambda runtime sets itself ("Using Lambda environment variables", reserved variables): a template
+# may not set them, and every function has them.
+LAMBDA_RUNTIME_VARIABLES = frozenset({"AWS_REGION"})
+
+
 def aliases(model: type[BaseModel]) -> set[str]:
-    return {field.alias for field in model.model_fields.values() if field.alias}
+    return {field.alias for field in model.model_fields.values() if field.alias} - LAMBDA_RUNTIME_VARIABLES
 
 
 # --- functions -------------------------------------------------------------------------------------------------

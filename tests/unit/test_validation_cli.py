@@ -26,6 +26,15 @@ def cli(*argv: str) -> int:
     return validate_cmd.run(parser.parse_args(argv))
 
 
+@pytest.fixture(autouse=True)
+def no_configured_region(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Region rules follow the configured Region: none here, whatever the machine running the tests has."""
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path_factory.mktemp("aws") / "config"))
+
+
 @pytest.fixture
 def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
@@ -142,3 +151,46 @@ def test_revision_twice_must_agree(capsys: pytest.CaptureFixture[str]):
 def test_wired_into_the_modelferry_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     assert main(["validate", str(write_repo(repos.phi3(), tmp_path)), "--json"]) == 1
     assert json.loads(capsys.readouterr().out)["verdict"] == "failed"
+
+
+def test_region_flag_refuses_a_region_without_custom_model_import(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    assert cli(str(write_repo(repos.llama31_instruct(), tmp_path)), "--region", "eu-west-1") == 1
+    out = capsys.readouterr().out
+    assert "  REGION_UNSUPPORTED\n      Custom Model Import does not run in eu-west-1" in out
+    assert "  Region: eu-west-1" in out
+
+
+def test_region_defaults_to_the_configured_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+):
+    folder = str(write_repo(repos.gpt_oss_bf16_finetune(), tmp_path))
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-west-2")
+    assert cli(folder, "--json") == 1
+    document = json.loads(capsys.readouterr().out)
+    assert document["region"] == "us-west-2"
+    assert "ARCHITECTURE_REGION_UNSUPPORTED" in {f["code"] for f in document["findings"]}
+    monkeypatch.setenv("AWS_REGION", "eu-central-1")  # the AWS CLI's own variable wins, as it does there
+    assert cli(folder, "--json") == 1
+    assert json.loads(capsys.readouterr().out)["region"] == "eu-central-1"
+    # An explicit --region wins over the configured one.
+    assert cli(folder, "--json", "--region", "us-east-1") == 0
+    assert json.loads(capsys.readouterr().out)["region"] == "us-east-1"
+
+
+def test_without_a_region_the_region_rules_do_not_run_and_say_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    assert cli(str(write_repo(repos.gpt_oss_bf16_finetune(), tmp_path))) == 0
+    out = capsys.readouterr().out
+    assert "Region: not checked" in out
+    assert "REGION_UNSUPPORTED" not in out
+
+
+def test_fix_repairs_a_dequantised_gpt_oss_fine_tune(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    folder = write_repo(repos.gpt_oss_dequantized_finetune(), tmp_path)
+    assert cli(str(folder), "--fix", "--region", "us-east-1") == 0
+    out = capsys.readouterr().out
+    assert out.startswith("OK:")
+    for path, code in (
+        ("config.json", "QUANTIZATION_CONFIG_STALE"),
+        ("generation_config.json", "GENERATION_CONFIG_EOS"),
+    ):
+        assert f"fixed {path} ({code}); original kept at {folder / path}.orig" in out

@@ -32,6 +32,18 @@ SHAPES: list[Callable[[], Files]] = [
     repos.missing_shard,
     repos.corrupt_shard,
     repos.with_adapter,
+    repos.trainer_output,
+    repos.peft_lora_adapter,
+    repos.peft_lora_adapter_with_base_config,
+    repos.reward_model,
+    repos.qwen3_embedding,
+    repos.e5_mistral,
+    repos.llama_awq,
+    repos.qwen3_fp8_base_finetune,
+    repos.gpt_oss_dequantized_finetune,
+    repos.gpt_oss_two_eos_ids,
+    repos.llama31_base,
+    repos.qwen3_saved_by_newer_transformers,
 ]
 
 
@@ -74,6 +86,7 @@ def test_same_findings_from_a_folder_the_hub_and_s3(tmp_path: Path, hub: LocalHu
         assert other.findings == local.findings
         assert other.bytes_read == local.bytes_read
         assert other.total_weight_bytes == local.total_weight_bytes
+        assert other.excluded == local.excluded
 
 
 def test_hub_source_uses_the_planned_file_list_when_given(hub: LocalHub, monkeypatch: pytest.MonkeyPatch):

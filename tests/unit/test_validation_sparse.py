@@ -3,6 +3,7 @@ bytes read stay tiny and do not grow with the weight size (timings: docs/perform
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from modelferry.validation import LocalFolderSource, validate
@@ -45,3 +46,24 @@ def test_bytes_read_do_not_grow_with_the_weight_size(tmp_path: Path):
     assert large > 30 * small
     # Same tensors, same shards: the headers differ only in the digits of shapes and offsets.
     assert abs(read_large - read_small) < 0.02 * read_small
+
+
+def test_what_is_not_copied_never_counts_toward_the_limit(tmp_path: Path):
+    """A 150 GB model pushed with its trainer output: a 120 GB checkpoint, fp32 optimizer state, an ONNX export.
+    Counted whole that is over 200 GB; only the 150 GB the import reads count."""
+    weights = sparse_llama_repo(tmp_path, 150 * 10**9)
+    checkpoint = tmp_path / "checkpoint-500"
+    sparse_llama_repo(checkpoint, 120 * 10**9)
+    for leftover, size in (("optimizer.pt", 60 * 10**9), ("onnx/model.onnx_data", 150 * 10**9)):
+        (tmp_path / leftover).parent.mkdir(exist_ok=True)
+        (tmp_path / leftover).touch()
+        os.truncate(tmp_path / leftover, size)
+
+    report = validate(LocalFolderSource(tmp_path))
+
+    assert report.verdict == "ok", report.error_summary()
+    assert weights < report.total_weight_bytes < 151 * 10**9
+    excluded = dict(report.excluded)
+    assert "checkpoint-500/model-00001-of-00008.safetensors" in excluded
+    assert {"optimizer.pt", "onnx/model.onnx_data"} <= set(excluded)
+    assert report.headers_read == 8  # the checkpoint's shards are not even opened

@@ -553,27 +553,43 @@ _SENTENCEPIECE_TOKENS = {"<unk>": 0, "<s>": 1, "</s>": 2}
 _BERT_TOKENS = {"[PAD]": 0, "[UNK]": 100, "[CLS]": 101, "[SEP]": 102, "[MASK]": 103}
 
 # Per model_type: tokenizer class, special tokens and their roles, whether a SentencePiece tokenizer.model ships,
-# and the config fields that differ from the llama-shaped defaults.
+# and the config fields that differ from the llama-shaped defaults (transformers_version: what the public checkpoint
+# of that family was saved with).
 _FAMILIES: dict[str, dict[str, Any]] = {
     "llama": {
         "tokenizer_class": "PreTrainedTokenizerFast",
         "tokens": _LLAMA3_TOKENS,
         "roles": {"bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>"},
-        "config": {"rope_theta": 500000.0, "max_position_embeddings": 131072, "bos_token_id": 128000},
+        "config": {
+            "rope_theta": 500000.0,
+            "max_position_embeddings": 131072,
+            "bos_token_id": 128000,
+            "transformers_version": "4.43.0.dev0",
+        },
     },
     "mistral": {
         "tokenizer_class": "LlamaTokenizerFast",
         "tokens": _SENTENCEPIECE_TOKENS,
         "roles": {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"},
         "sentencepiece": True,
-        "config": {"rope_theta": 1000000.0, "max_position_embeddings": 32768, "sliding_window": None},
+        "config": {
+            "rope_theta": 1000000.0,
+            "max_position_embeddings": 32768,
+            "sliding_window": None,
+            "transformers_version": "4.42.0.dev0",
+        },
     },
     "mixtral": {
         "tokenizer_class": "LlamaTokenizerFast",
         "tokens": _SENTENCEPIECE_TOKENS,
         "roles": {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"},
         "sentencepiece": True,
-        "config": {"rope_theta": 1000000.0, "max_position_embeddings": 32768, "num_local_experts": 4},
+        "config": {
+            "rope_theta": 1000000.0,
+            "max_position_embeddings": 32768,
+            "num_local_experts": 4,
+            "transformers_version": "4.36.0.dev0",
+        },
         "moe": "mixtral",
     },
     "phi3": {
@@ -588,14 +604,23 @@ _FAMILIES: dict[str, dict[str, Any]] = {
         "tokenizer_class": "Qwen2TokenizerFast",
         "tokens": _QWEN_TOKENS,
         "roles": {"eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"},
-        "config": {"rope_theta": 1000000.0, "max_position_embeddings": 32768, "use_sliding_window": False},
+        "config": {
+            "rope_theta": 1000000.0,
+            "max_position_embeddings": 32768,
+            "use_sliding_window": False,
+            "transformers_version": "4.43.1",
+        },
         "qkv_bias": True,
     },
     "qwen3": {
         "tokenizer_class": "Qwen2TokenizerFast",
         "tokens": _QWEN_TOKENS,
         "roles": {"eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"},
-        "config": {"rope_theta": 1000000.0, "max_position_embeddings": 40960},
+        "config": {
+            "rope_theta": 1000000.0,
+            "max_position_embeddings": 40960,
+            "transformers_version": "4.51.0",
+        },
         "qk_norm": True,
     },
     "qwen3_moe": {
@@ -607,6 +632,7 @@ _FAMILIES: dict[str, dict[str, Any]] = {
             "max_position_embeddings": 40960,
             "num_experts": 4,
             "moe_intermediate_size": 64,
+            "transformers_version": "4.51.0",
         },
         "qk_norm": True,
         "moe": "qwen",

@@ -127,6 +127,7 @@ def no_registry_fetch() -> None:
 def local_settings(hf_endpoint: str, overrides: dict[str, str] | None = None) -> dict[str, str]:
     """Values for every environment variable the template gives a function, as the local stack would."""
     values = {
+        "AWS_REGION": REGION,  # set by the Lambda runtime itself; a test overrides it to play a stack elsewhere
         "MODEL_BUCKET": BUCKET,
         "MODEL_PREFIX": "models/",
         "RUNS_PREFIX": "modelferry-runs/",
@@ -248,6 +249,7 @@ class LocalRig:
         self.bedrock = BedrockEmulator(
             lambda: boto3.client("s3", region_name=REGION),
             self._behaviour,
+            region=settings["AWS_REGION"],  # the stack's Region (settings={"AWS_REGION": ...} plays another one)
             simulated_seconds=lambda: self.clock.total_seconds,
         ).start()
         self._stack.callback(self.bedrock.stop)

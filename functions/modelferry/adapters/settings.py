@@ -38,6 +38,8 @@ class PlanSettings(HubSettings):
     copy_task_subnets: str = Field(default="", alias="COPY_TASK_SUBNETS")
     copy_task_security_groups: str = Field(default="", alias="COPY_TASK_SECURITY_GROUPS")
     copy_task_assign_public_ip: bool = Field(default=True, alias="COPY_TASK_ASSIGN_PUBLIC_IP")
+    # Set by the Lambda runtime itself (a reserved variable, never in template.yaml): the Region the import runs in.
+    aws_region: str | None = Field(default=None, alias="AWS_REGION")
 
 
 class CopySettings(HubSettings):

@@ -1,4 +1,5 @@
-"""Plan: pin the commit, choose the files, pre-check the model on the Hub, write the manifest.
+"""Plan: pin the commit, choose the files, pre-check the model on the Hub and against the stack's Region, write the
+manifest.
 
 Everything here reads the Hub and writes only under the run prefix: when the model cannot import, the run stops
 here, before a single weight byte is copied and with nothing under the model prefix.
@@ -48,18 +49,21 @@ def plan(
     bucket = settings.model_bucket
     layout = RunLayout(run_prefix)
 
+    # The stack's Region is where the import will run: a model that cannot import there stops here, uncopied.
     report = validate(
         HubRepoSource(hub, request.repo_id, commit, files=hub_files),
-        ValidationOptions(allow_quantized=request.allow_quantized, selection=selection),
+        ValidationOptions(allow_quantized=request.allow_quantized, selection=selection, region=settings.aws_region),
     )
     put_json(s3, bucket, layout.hub_report, report.to_json_dict())
     if report.verdict == "failed":
         raise ModelNotImportable(f"{request.repo_id}@{commit[:12]} cannot be imported: {report.error_summary()}")
 
+    # The validation's own choice of files (the allow-list needs the index it read): what it checked is what is copied.
+    reasons = dict(report.excluded)
     entries: list[ManifestEntry] = []
     excluded: list[ExcludedFile] = []
     for f in hub_files:
-        reason = selection.exclusion_reason(f.path)
+        reason = reasons.get(f.path)
         if reason:
             excluded.append(ExcludedFile(path=f.path, size=f.size, reason=reason))
             continue

@@ -1,5 +1,6 @@
 """Validate in S3: every planned file is there and verified, then the Bedrock rules run on the copied prefix and
-fixable findings (the index metadata) are fixed in place, the original kept under the run prefix."""
+fixable findings (the index metadata, the GPT-OSS end-of-sequence ids, a stale quantization_config) are fixed in
+place, the original kept under the run prefix."""
 
 from __future__ import annotations
 

@@ -30,8 +30,13 @@ REQUIRED_ARCHITECTURES: dict[str, frozenset[str]] = {
     "qwen3_moe": frozenset({"Qwen3MoeForCausalLM"}),
     "gpt_oss": frozenset({"GptOssForCausalLM"}),
 }
-# A class without a generation head (LlamaModel, MistralModel...) is an embedding model: not importable.
+# Bedrock serves text generation: a class without a generation head is a base model used for embeddings
+# (LlamaModel, MistralModel: e5-mistral) or a classifier/reward head (LlamaForSequenceClassification).
 GENERATIVE_ARCHITECTURE_SUFFIXES = ("ForCausalLM", "ForConditionalGeneration")
+# Files a sentence-transformers (embedding) model ships; Qwen3-Embedding lists Qwen3ForCausalLM, so the class alone
+# does not tell. The pooling module lives in a folder such as 1_Pooling/.
+EMBEDDING_MARKER_FILES = ("modules.json", "config_sentence_transformers.json", "sentence_bert_config.json")
+EMBEDDING_MARKER_FOLDER_SUFFIX = "_Pooling"
 
 MULTIMODAL_MODEL_TYPES = frozenset({"mllama", "qwen2_vl", "qwen2_5_vl"})
 # "Weights < 200 GB" (100 GB multimodal). AWS does not say GB or GiB: decimal is the stricter reading.
@@ -61,11 +66,41 @@ SUPPORTED_DTYPES = frozenset({"BF16", "F16", "F32"})
 # The older two-id GPT-OSS generation_config makes invocations fail at run time.
 GPT_OSS_EOS_IDS = (200002, 199999, 200012)
 
-CONFIG_FILE = "config.json"
-INDEX_FILE = "model.safetensors.index.json"
+# Tensor names that only exist in quantized checkpoints: MXFP4 blocks/scales (gpt-oss), GPTQ/AWQ packed weights,
+# fp8 scales (compressed-tensors, FP8 block quantization), bitsandbytes state. A declared quantization_config with
+# none of these and only BF16/F16/F32 tensors is stale (a dequantised fine-tune keeps the config it started from).
+QUANTIZED_TENSOR_SUFFIXES = (
+    "_blocks",
+    "_scales",
+    ".blocks",
+    ".scales",
+    ".qweight",
+    ".qzeros",
+    ".g_idx",
+    ".weight_scale",
+    ".weight_scale_inv",
+    ".input_scale",
+    ".weight_zero_point",
+    ".SCB",
+    ".absmax",
+    ".quant_map",
+    ".nested_absmax",
+    ".nested_quant_map",
+)
+
+# Where Custom Model Import runs ("Import a customized model into Amazon Bedrock", supported Regions), and the
+# architectures with Region limits of their own (GPT-OSS: us-east-1 only, per the AWS Machine Learning Blog post
+# "Deploy GPT-OSS models with Amazon Bedrock Custom Model Import").
+IMPORT_REGIONS = frozenset({"us-east-1", "us-east-2", "us-west-2", "eu-central-1"})
+ARCHITECTURE_REGIONS: dict[str, frozenset[str]] = {"gpt_oss": frozenset({"us-east-1"})}
+
+# The transformers version AWS documents for Custom Model Import. It predates GPT-OSS (first supported by
+# transformers 4.55.0), which AWS imports: for gpt_oss the documented floor is that release (our inference).
+DOCUMENTED_TRANSFORMERS_VERSION = (4, 51, 3)
+ARCHITECTURE_TRANSFORMERS_VERSION: dict[str, tuple[int, ...]] = {"gpt_oss": (4, 55, 0)}
+
+# config.json, the index, generation_config.json and the chat template files are named in modelferry.selection,
+# whose allow-list copies them.
 TOKENIZER_FILE = "tokenizer.json"
 TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
-GENERATION_CONFIG_FILE = "generation_config.json"
-CHAT_TEMPLATE_FILES = ("chat_template.jinja", "chat_template.json")
-SAFETENSORS_SUFFIX = ".safetensors"
-OTHER_WEIGHT_SUFFIXES = (".bin", ".pt", ".pth", ".gguf", ".ckpt", ".h5", ".msgpack", ".onnx")
+ADAPTER_CONFIG_FILE = "adapter_config.json"

@@ -26,4 +26,6 @@ def validate(source: Source, options: ValidationOptions | None = None) -> Valida
         headers_read=len(view.headers),
         bytes_read=source.bytes_read - bytes_before,
         read_requests=source.read_requests - requests_before,
+        region=options.region,
+        excluded=tuple((file.path, reason) for file, reason in view.excluded),
     )

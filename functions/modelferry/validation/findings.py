@@ -14,10 +14,19 @@ class Severity(StrEnum):
     INFO = "info"
 
 
+# Where each rule comes from (cited by title; docs/validation.md says what each source states).
+IMPORT_GUIDE = 'Amazon Bedrock User Guide, "Import a customized model into Amazon Bedrock"'
+GPT_OSS_GUIDE = 'AWS Machine Learning Blog, "Deploy GPT-OSS models with Amazon Bedrock Custom Model Import"'
+INVOKE_GUIDE = 'Amazon Bedrock User Guide, "Invoke your imported model"'
+SAFETENSORS_FORMAT = "the safetensors format (huggingface/safetensors, format description)"
+SELECTION = "modelferry's file selection (what the import reads, from the Import guide's file list)"
+
+
 @dataclass(frozen=True)
 class Code:
     severity: Severity
     hint: str
+    source: str = IMPORT_GUIDE
 
 
 CODES: dict[str, Code] = {
@@ -32,6 +41,7 @@ CODES: dict[str, Code] = {
         Severity.ERROR,
         "Use the bf16/fp16 checkpoint of this model (often a separate repository), or pass --allow-quantized "
         "(input `allow_quantized`) to try anyway: whether Bedrock imports it is undocumented.",
+        source=GPT_OSS_GUIDE,
     ),
     "WEIGHTS_NOT_SAFETENSORS": Code(
         Severity.ERROR,
@@ -56,18 +66,23 @@ CODES: dict[str, Code] = {
     ),
     "INDEX_SHARD_UNREFERENCED": Code(
         Severity.WARNING,
-        "A .safetensors file the index does not use (e.g. consolidated.safetensors) is copied for nothing: exclude it.",
+        "A .safetensors file the index does not use is copied for nothing: drop it from `include` (the default "
+        "selection leaves such files out).",
+        source=SELECTION,
     ),
     "INDEX_TENSOR_MISSING": Code(
         Severity.ERROR, "The index and the shards disagree: the shard is from another revision or the index is stale."
     ),
     "SAFETENSORS_HEADER_INVALID": Code(
-        Severity.ERROR, "The file is truncated or corrupt: copy it again (or re-download it) and compare its sha256."
+        Severity.ERROR,
+        "The file is truncated or corrupt: copy it again (or re-download it) and compare its sha256.",
+        source=SAFETENSORS_FORMAT,
     ),
     "DTYPE_UNSUPPORTED": Code(
         Severity.ERROR,
         "Bedrock's documented imports use BF16, F16 or F32 tensors: use an unquantized checkpoint, or "
         "--allow-quantized when the config declares the quantization.",
+        source=GPT_OSS_GUIDE,
     ),
     "TOKENIZER_MISSING": Code(
         Severity.ERROR, "Bedrock needs tokenizer.json: save the tokenizer with a fast tokenizer."
@@ -80,13 +95,21 @@ CODES: dict[str, Code] = {
     ),
     "CHAT_TEMPLATE_MISSING": Code(
         Severity.WARNING,
-        "Bedrock applies no default template: add chat_template.jinja (or `chat_template` in tokenizer_config.json) "
-        "for chat-style invocations and the workflow's verification.",
+        "Bedrock applies no default template: add the model's chat_template.jinja (or `chat_template` in "
+        "tokenizer_config.json) for OpenAI chat-completions requests; completion requests work without it.",
+        source=INVOKE_GUIDE,
     ),
     "GENERATION_CONFIG_EOS": Code(
+        Severity.FIXABLE,
+        "Run with --fix (the workflow does it after the copy): sets `eos_token_id` to [200002, 199999, 200012], "
+        "the three end-of-sequence ids AWS documents for GPT-OSS (the older two-id file fails at invocation).",
+        source=GPT_OSS_GUIDE,
+    ),
+    "GENERATION_CONFIG_MISSING": Code(
         Severity.ERROR,
-        'GPT-OSS needs `"eos_token_id": [200002, 199999, 200012]` in generation_config.json: use the current '
-        "upstream generation_config.json (the older two-id file fails at invocation).",
+        'GPT-OSS needs generation_config.json with `"eos_token_id": [200002, 199999, 200012]`: add the current '
+        "upstream generation_config.json of the base model.",
+        source=GPT_OSS_GUIDE,
     ),
     "SIZE_LIMIT_EXCEEDED": Code(
         Severity.ERROR, "Bedrock imports text models under 200 GB and multimodal models under 100 GB of weights."
@@ -96,7 +119,49 @@ CODES: dict[str, Code] = {
         "Bedrock documents a context below 128K tokens (131072 works for GPT-OSS): the import may be refused or "
         "requests longer than that may fail.",
     ),
-    "PATH_EXCLUDED": Code(Severity.INFO, "Not copied; adjust include/exclude if Bedrock needs this file."),
+    "QUANTIZATION_CONFIG_STALE": Code(
+        Severity.FIXABLE,
+        "Run with --fix (the workflow does it after the copy): removes the stale `quantization_config` from "
+        "config.json; the tensors show the weights are not quantized.",
+        source=GPT_OSS_GUIDE,
+    ),
+    "LORA_ADAPTER_UNSUPPORTED": Code(
+        Severity.ERROR,
+        "Bedrock does not import separate LoRA adapters: merge the adapter into the base model (PEFT: "
+        "`PeftModel.from_pretrained(base, adapter).merge_and_unload().save_pretrained(...)`) and import the merged "
+        "model.",
+    ),
+    "HEAD_NOT_GENERATIVE": Code(
+        Severity.ERROR,
+        "Bedrock imports text-generation models: import the causal-LM checkpoint (a `...ForCausalLM` or "
+        "`...ForConditionalGeneration` class); a classifier, reward or token-classification model cannot be served.",
+    ),
+    "EMBEDDING_MODEL_UNSUPPORTED": Code(
+        Severity.ERROR,
+        "Bedrock Custom Model Import does not support embedding models: use an embedding model Bedrock offers, or "
+        "host this one elsewhere (e.g. a SageMaker AI endpoint).",
+    ),
+    "REGION_UNSUPPORTED": Code(
+        Severity.ERROR,
+        "Deploy the stack (or run `modelferry validate --region`) in a Region where Custom Model Import runs: "
+        "us-east-1, us-east-2, us-west-2 or eu-central-1.",
+    ),
+    "ARCHITECTURE_REGION_UNSUPPORTED": Code(
+        Severity.ERROR,
+        "This architecture imports in fewer Regions than Custom Model Import itself (GPT-OSS: us-east-1 only): "
+        "deploy a stack in one of them.",
+        source=GPT_OSS_GUIDE,
+    ),
+    "TRANSFORMERS_VERSION_NEWER": Code(
+        Severity.WARNING,
+        "Nothing to do unless the import fails: if it does, save the model again with the documented transformers "
+        "version, or compare the config fields the newer version added.",
+    ),
+    "PATH_EXCLUDED": Code(
+        Severity.INFO,
+        "Not copied: Bedrock does not read it. Add it with `include` if your import needs it.",
+        source=SELECTION,
+    ),
 }
 
 
@@ -107,6 +172,7 @@ class Finding:
     path: str | None  # None for findings about the whole model (size, architecture list...)
     message: str
     hint: str
+    source: str = IMPORT_GUIDE
 
     def to_json_dict(self) -> dict[str, str | None]:
         return {
@@ -115,10 +181,11 @@ class Finding:
             "path": self.path,
             "message": self.message,
             "hint": self.hint,
+            "source": self.source,
         }
 
 
 def finding(code: str, path: str | None, message: str, severity: Severity | None = None) -> Finding:
     """A finding with its catalogued hint; `severity` overrides the default (e.g. a quantization the user allowed)."""
     entry = CODES[code]
-    return Finding(code, severity or entry.severity, path, message, entry.hint)
+    return Finding(code, severity or entry.severity, path, message, entry.hint, entry.source)

@@ -1,4 +1,5 @@
-"""Repairs for `fixable` findings, applied in place to a local folder or an S3 prefix.
+"""Repairs for `fixable` findings, applied in place to a local folder or an S3 prefix: the index `metadata` Bedrock
+accepts, the GPT-OSS end-of-sequence ids AWS documents, and a stale `quantization_config` removed.
 
 A fix is a pure function of the file's bytes that returns None when there is nothing to change, which makes
 apply_fixes idempotent: a second run (or a Step Functions retry after a crash) finds clean files and writes nothing.
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from modelferry.validation.bedrock import GPT_OSS_EOS_IDS
 from modelferry.validation.findings import Severity
 from modelferry.validation.report import ValidationReport
 from modelferry.validation.sources import Source, WritableSource
@@ -50,12 +52,41 @@ def fix_index_metadata(original: bytes) -> bytes | None:
         return None
     # `metadata` first, as transformers writes it; the weight_map and anything else stay as they were.
     fixed = {"metadata": metadata, **{key: value for key, value in index.items() if key != "metadata"}}
-    return (json.dumps(fixed, indent=2, ensure_ascii=False) + "\n").encode()
+    return _json_bytes(fixed)
+
+
+def fix_gpt_oss_eos_ids(original: bytes) -> bytes | None:
+    """generation_config.json with the three end-of-sequence ids AWS documents for GPT-OSS, in its order; any other
+    id the file listed is kept after them. None when all three are there already."""
+    config = json.loads(original)
+    eos = config.get("eos_token_id")
+    listed = eos if isinstance(eos, list) else [eos]
+    if all(token in listed for token in GPT_OSS_EOS_IDS):
+        return None
+    others = [token for token in listed if isinstance(token, int) and token not in GPT_OSS_EOS_IDS]
+    config["eos_token_id"] = [*GPT_OSS_EOS_IDS, *others]
+    return _json_bytes(config)
+
+
+def fix_stale_quantization_config(original: bytes) -> bytes | None:
+    """config.json without `quantization_config`; the rule decides it is stale (the tensors are not quantized)."""
+    config = json.loads(original)
+    if "quantization_config" not in config:
+        return None
+    del config["quantization_config"]
+    return _json_bytes(config)
+
+
+def _json_bytes(document: dict[str, Any]) -> bytes:
+    # Keys stay in the file's order; two-space indent and a final newline, as transformers writes these files.
+    return (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode()
 
 
 FIXES: dict[str, Callable[[bytes], bytes | None]] = {
     "INDEX_METADATA_MISSING": fix_index_metadata,
     "INDEX_METADATA_FIELD_UNSUPPORTED": fix_index_metadata,
+    "GENERATION_CONFIG_EOS": fix_gpt_oss_eos_ids,
+    "QUANTIZATION_CONFIG_STALE": fix_stale_quantization_config,
 }
 
 

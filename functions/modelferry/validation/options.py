@@ -11,3 +11,5 @@ class ValidationOptions:
     allow_quantized: bool = False
     # The files that will be copied: the rules look at these only, and report the rest as PATH_EXCLUDED.
     selection: Selection = field(default_factory=Selection)
+    # The Region the import will run in (the stack's, or `modelferry validate --region`); None skips the Region rules.
+    region: str | None = None

@@ -21,6 +21,9 @@ class ValidationReport:
     headers_read: int = 0
     bytes_read: int = 0  # everything this validation read: small files and safetensors headers, never weights
     read_requests: int = 0
+    region: str | None = None  # the Region the Region rules checked, None when they did not run
+    # (path, reason) of every file that will not be copied: Plan's manifest lists them (the findings say it too).
+    excluded: tuple[tuple[str, str], ...] = ()
 
     @property
     def verdict(self) -> Verdict:
@@ -54,4 +57,5 @@ class ValidationReport:
             "headers_read": self.headers_read,
             "bytes_read": self.bytes_read,
             "read_requests": self.read_requests,
+            "region": self.region,
         }

@@ -9,8 +9,15 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from modelferry.selection import Selection
-from modelferry.validation.bedrock import CONFIG_FILE, INDEX_FILE, SAFETENSORS_SUFFIX
+from modelferry.selection import (
+    CONFIG_FILE,
+    INDEX_FILE,
+    SAFETENSORS_SUFFIX,
+    Selection,
+)
+from modelferry.validation.bedrock import (
+    ADAPTER_CONFIG_FILE,
+)
 from modelferry.validation.safetensors_header import HeaderError, SafetensorsHeader, read_header
 from modelferry.validation.sources import FileTooLargeError, Source, SourceFile
 
@@ -28,27 +35,43 @@ class JsonFile:
 class ModelView:
     def __init__(self, source: Source, selection: Selection) -> None:
         self.source = source
+        # Every file at the source, copied or not: some rules recognise a repository by files it will not copy
+        # (an adapter_config.json, sentence-transformers modules).
+        self.listed: dict[str, SourceFile] = {file.path: file for file in source.list_files()}
         self.excluded: list[tuple[SourceFile, str]] = []
         self.files: dict[str, SourceFile] = {}
-        for file in source.list_files():
-            reason = selection.exclusion_reason(file.path)
+        self._json: dict[str, JsonFile] = {}
+        # The allow-list copies the shards the index names, so the index is read first (when it is copied at all).
+        index_shards = None
+        if INDEX_FILE in self.listed and selection.exclusion_reason(INDEX_FILE) is None:
+            self.files[INDEX_FILE] = self.listed[INDEX_FILE]
+            index_shards = frozenset(self.weight_map.values()) if self.weight_map else None
+        for file in self.listed.values():
+            reason = selection.exclusion_reason(file.path, index_shards)
             if reason:
                 self.excluded.append((file, reason))
             else:
                 self.files[file.path] = file
-        self._json: dict[str, JsonFile] = {}
+
+    def lists(self, path: str) -> bool:
+        """Whether the source holds `path`, copied or not."""
+        return path in self.listed
 
     def has(self, path: str) -> bool:
         return path in self.files
 
     def json(self, path: str) -> JsonFile:
         """A small JSON object file that will be copied (config, index, tokenizer config...)."""
+        return self.listed_json(path) if self.has(path) else JsonFile(present=False)
+
+    def listed_json(self, path: str) -> JsonFile:
+        """A small JSON object file at the source, copied or not (an adapter_config.json)."""
         if path not in self._json:
             self._json[path] = self._load_json(path)
         return self._json[path]
 
     def _load_json(self, path: str) -> JsonFile:
-        if not self.has(path):
+        if not self.lists(path):
             return JsonFile(present=False)
         try:
             data = json.loads(self.source.read_file(path))
@@ -83,6 +106,12 @@ class ModelView:
         if not isinstance(weight_map, dict) or not weight_map:
             return None
         return weight_map if all(isinstance(shard, str) for shard in weight_map.values()) else None
+
+    @cached_property
+    def is_adapter_repository(self) -> bool:
+        """A PEFT adapter (adapter_config.json) with no model weights of its own to copy."""
+        model_weights = [path for path in self.safetensors if not path.rpartition("/")[2].startswith("adapter_model")]
+        return self.lists(ADAPTER_CONFIG_FILE) and not model_weights
 
     @cached_property
     def safetensors(self) -> list[str]:

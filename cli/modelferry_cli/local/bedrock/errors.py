@@ -11,6 +11,7 @@ ERROR_STATUS = {
     "ResourceNotFoundException": 404,
     "ThrottlingException": 429,
     "ModelNotReadyException": 429,
+    "ModelErrorException": 424,
     "InternalServerException": 500,
 }
 

@@ -24,7 +24,7 @@ from urllib.parse import unquote
 
 from modelferry_cli.local.bedrock.chat import REASONING_ARCHITECTURES, chat_completion, parse_chat_request
 from modelferry_cli.local.bedrock.errors import BedrockError
-from modelferry_cli.local.bedrock.judge import ArtifactInspection, inspect_artifacts
+from modelferry_cli.local.bedrock.judge import IMPORT_REGIONS, ArtifactInspection, inspect_artifacts
 from modelferry_cli.local.bedrock.server import EmulatorServer
 from modelferry_cli.local.bedrock.wire import (
     CLIENT_REQUEST_TOKEN_PATTERN,
@@ -105,6 +105,7 @@ class ImportedModel:
     instruct_supported: bool
     custom_model_units: int
     creation_time: datetime
+    invocation_failure: str | None = None  # what every invocation fails with (see judge.ArtifactInspection)
     warm: bool = False
     cold_rejections: int = 0
     last_used: float = 0.0  # the emulator's monotonic clock at the last successful invocation
@@ -356,7 +357,7 @@ class BedrockEmulator:
             s3_uri=request.s3_uri,
             creation_time=created,
             last_modified_time=created,
-            inspection=inspect_artifacts(self._s3_client, request.s3_uri),
+            inspection=inspect_artifacts(self._s3_client, request.s3_uri, self.region),
             started_at=self._monotonic(),
             model_tags=request.model_tags,
         )
@@ -380,7 +381,11 @@ class BedrockEmulator:
             raise BedrockError("ThrottlingException", THROTTLED_MESSAGE)
 
     def _check_create_allowed(self, request: CreateRequest) -> None:
-        """Job-name reuse first (a resubmitted request must learn its name is spent), then model name and quotas."""
+        """The Region first, then job-name reuse (a resubmitted request must learn its name is spent), then model
+        name and quotas."""
+        if self.region not in IMPORT_REGIONS:
+            # Undocumented: what CreateModelImportJob answers where Custom Model Import does not run.
+            raise BedrockError("ValidationException", f"Custom model import is not supported in {self.region}.")
         if any(job.name == request.job_name for job in self._jobs.values()):
             raise BedrockError("ValidationException", "The provided job name is currently in use.")
         self._advance_all()
@@ -488,6 +493,8 @@ class BedrockEmulator:
             model.warm = True
         model.last_used = now
         model.invocations += 1
+        if model.invocation_failure:
+            raise BedrockError("ModelErrorException", model.invocation_failure)
         if behaviour.invoke_malformed_times > 0:
             behaviour.invoke_malformed_times -= 1
             reply = chat_completion(model.arn, request, empty=False, created=self.now())
@@ -531,6 +538,7 @@ class BedrockEmulator:
             instruct_supported=job.inspection.instruct_supported,
             custom_model_units=custom_model_units_for(job.inspection.weights_bytes),
             creation_time=job.end_time,
+            invocation_failure=job.inspection.invocation_failure,
             tags=list(job.model_tags),
         )
         self._models[model.arn] = model

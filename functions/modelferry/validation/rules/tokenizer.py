@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from modelferry.validation.bedrock import (
+from modelferry.selection import (
     CHAT_TEMPLATE_FILES,
+)
+from modelferry.validation.bedrock import (
     SUPPORTED_TOKENIZER_CLASSES,
     TOKENIZER_CONFIG_FILE,
     TOKENIZER_FILE,
@@ -48,5 +50,6 @@ def chat_template(view: ModelView, options: ValidationOptions) -> Iterator[Findi
     yield finding(
         "CHAT_TEMPLATE_MISSING",
         None,
-        "no chat_template.jinja, chat_template.json or `chat_template` in tokenizer_config.json",
+        "no chat_template.jinja, chat_template.json or `chat_template` in tokenizer_config.json: OpenAI "
+        "chat-completions requests (`messages`) will not work, completion requests (`prompt`) will",
     )

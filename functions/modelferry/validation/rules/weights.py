@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 
-from modelferry.validation.bedrock import (
+from modelferry.selection import (
     INDEX_FILE,
-    MULTIMODAL_MODEL_TYPES,
-    MULTIMODAL_WEIGHT_LIMIT_BYTES,
     OTHER_WEIGHT_SUFFIXES,
     SAFETENSORS_SUFFIX,
+)
+from modelferry.validation.bedrock import (
+    MULTIMODAL_MODEL_TYPES,
+    MULTIMODAL_WEIGHT_LIMIT_BYTES,
+    QUANTIZED_TENSOR_SUFFIXES,
     SUPPORTED_DTYPES,
     TEXT_WEIGHT_LIMIT_BYTES,
 )
@@ -24,7 +27,7 @@ EXAMPLES = 3  # names quoted in a message before "..."
 
 
 def weights_are_safetensors(view: ModelView, options: ValidationOptions) -> Iterator[Finding]:
-    if view.safetensors:
+    if view.safetensors or view.is_adapter_repository:  # an adapter's missing weights are its own finding
         return
     weight_suffixes = (SAFETENSORS_SUFFIX, *OTHER_WEIGHT_SUFFIXES)
     others = [file.path for file, _ in view.excluded if file.path.endswith(weight_suffixes)]
@@ -120,6 +123,29 @@ def tensor_dtypes(view: ModelView, options: ValidationOptions) -> Iterator[Findi
             example = next(name for name, t in header.tensors.items() if t.dtype not in SUPPORTED_DTYPES)
             message = f"tensors in {counts} (e.g. {example}); Bedrock is documented for BF16, F16 and F32"
             yield finding("DTYPE_UNSUPPORTED", path, message, severity)
+
+
+def tensors_prove_unquantized(view: ModelView) -> str | None:
+    """How the safetensors headers show the weights are not quantized (a readable header for every file, only
+    BF16/F16/F32 tensors, none named like quantization blocks, scales or packed weights); None when they do not."""
+    headers = list(view.headers.values())
+    if not headers or any(isinstance(header, HeaderError) for header in headers):
+        return None
+    tensors = [
+        (name, tensor)
+        for header in headers
+        if not isinstance(header, HeaderError)
+        for name, tensor in header.tensors.items()
+    ]
+    if not tensors:
+        return None
+    if any(t.dtype not in SUPPORTED_DTYPES or name.endswith(QUANTIZED_TENSOR_SUFFIXES) for name, t in tensors):
+        return None
+    dtypes = "/".join(sorted({t.dtype for _, t in tensors}))
+    return (
+        f"all {len(tensors)} tensors in the {len(headers)} weight files are {dtypes}, with no quantization blocks, "
+        "scales or packed weights"
+    )
 
 
 def size_limit(view: ModelView, options: ValidationOptions) -> Iterator[Finding]:

@@ -19,16 +19,20 @@ inside its Lambda timeout, hence this policy around the same header parsing.
 
 from __future__ import annotations
 
+import http.client
 import logging
 import random
+import ssl
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
+from urllib.parse import urlsplit
 
+import certifi
 import httpx
 from huggingface_hub.utils import parse_ratelimit_headers
 
@@ -184,8 +188,8 @@ class _Turn:
         self._sent_after = sent_after
         self.rate_limited_for: float | None = None
 
-    def rate_limited(self, response: httpx.Response, what: str, default: float) -> None:
-        self.rate_limited_for = retry_after_seconds(response.headers, default)
+    def rate_limited(self, headers: Mapping[str, str], what: str, default: float) -> None:
+        self.rate_limited_for = retry_after_seconds(headers, default)
         self._gate.pause(self.rate_limited_for, what, self._sent_after)
 
 
@@ -214,9 +218,11 @@ class HubHttp:
             # identity: a compressed range cannot be written at its offset
             headers={"accept-encoding": "identity", "user-agent": "modelferry"},
         )
+        self._raw = _RawConnections(timeout_seconds)
 
     def close(self) -> None:
         self.client.close()
+        self._raw.close_all()
 
     def send(
         self,
@@ -229,16 +235,36 @@ class HubHttp:
         follow_redirects: bool = True,
     ) -> httpx.Response:
         """One request, waited and retried by the policy. A `stream` response must be closed by the caller."""
+
+        def attempt() -> httpx.Response | str:
+            request = self.client.build_request(method, url, headers=headers)
+            try:
+                return self.client.send(request, stream=stream, follow_redirects=follow_redirects)
+            except httpx.TransportError as exc:
+                return repr(exc)
+
+        return self._with_policy(attempt, what)
+
+    def get_raw(self, url: str, *, headers: Mapping[str, str], what: str) -> RawResponse:
+        """A GET whose body the caller reads straight into its own buffers (`RawResponse.readinto`), waited and
+        retried by the same policy. No redirects are followed: it reads the CDN URL a resolve gave. Must be closed."""
+        return self._with_policy(lambda: self._raw.get(url, headers), what)
+
+    def _with_policy(self, attempt: Callable[[], _AnswerT | str], what: str) -> _AnswerT:
+        """Run `attempt` until it gives an answer that is neither a 429 nor worth retrying."""
         failures = 0
         while True:
             with self.gate.turn() as turn:
-                outcome = self._attempt(method, url, headers, stream=stream, follow_redirects=follow_redirects)
-                if isinstance(outcome, httpx.Response):
-                    if outcome.status_code != 429:
+                outcome = attempt()
+                if not isinstance(outcome, str):
+                    if outcome.status_code == 429:
+                        outcome.close()
+                        turn.rate_limited(outcome.headers, what, default=self.retry.backoff_seconds)
+                        continue
+                    if outcome.status_code not in RETRIED_STATUSES:
                         return outcome
                     outcome.close()
-                    turn.rate_limited(outcome, what, default=self.retry.backoff_seconds)
-                    continue
+                    outcome = f"HTTP {outcome.status_code}"
             failures += 1
             if failures > self.retry.retries:
                 raise HubUnavailable(f"{what}: {outcome} ({failures} attempts in a row)")
@@ -246,16 +272,92 @@ class HubHttp:
             logger.warning("%s: %s; retrying in %.2f s (attempt %d)", what, outcome, delay, failures + 1)
             clock.sleep(delay)
 
-    def _attempt(
-        self, method: str, url: str, headers: Mapping[str, str] | None, *, stream: bool, follow_redirects: bool
-    ) -> httpx.Response | str:
-        """The response to keep (or a 429), else why the attempt failed in a way worth retrying."""
-        request = self.client.build_request(method, url, headers=headers)
-        try:
-            response = self.client.send(request, stream=stream, follow_redirects=follow_redirects)
-        except httpx.TransportError as exc:
-            return repr(exc)
-        if response.status_code in RETRIED_STATUSES:
-            response.close()
-            return f"HTTP {response.status_code}"
-        return response
+
+class _Answer(Protocol):
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    def close(self) -> None: ...
+
+
+_AnswerT = TypeVar("_AnswerT", bound=_Answer)
+
+
+class RawResponse:
+    """A response whose body goes straight from the socket into the caller's buffer (`http.client`'s readinto:
+    no chunk objects, no copy between them and the part buffer: the copy's CPU per byte is what it is for)."""
+
+    def __init__(self, response: http.client.HTTPResponse, connection: http.client.HTTPConnection, url: str) -> None:
+        self._response = response
+        self._connection = connection
+        self.url = url
+        self.status_code: int = response.status
+        self.headers: Mapping[str, str] = httpx.Headers(response.getheaders())
+
+    def readinto(self, view: memoryview) -> int:
+        """Up to len(view) bytes of the body into `view`; 0 at its end. Raises OSError or http.client errors (a
+        reset, a body shorter than its Content-Length) when it breaks."""
+        return self._response.readinto(view)
+
+    def read(self) -> bytes:
+        return self._response.read()
+
+    def close(self) -> None:
+        """Keep the connection for the next request if the body was read to its end, else drop it."""
+        if not self._response.isclosed():
+            self._connection.close()
+        self._response.close()
+
+
+class _RawConnections:
+    """Keep-alive connections for raw reads, one per host per thread (a range worker reads one range at a time).
+
+    `http.client` honours no proxy settings: the copy reads the CDN directly, as from a Lambda function."""
+
+    def __init__(self, timeout_seconds: float) -> None:
+        self._timeout = timeout_seconds
+        self._local = threading.local()
+        self._all: list[http.client.HTTPConnection] = []
+        self._lock = threading.Lock()
+        self._tls: ssl.SSLContext | None = None
+
+    def get(self, url: str, headers: Mapping[str, str]) -> RawResponse | str:
+        parts = urlsplit(url)
+        target = f"{parts.path or '/'}?{parts.query}" if parts.query else parts.path or "/"
+        request_headers = {"accept-encoding": "identity", "user-agent": "modelferry", **headers}
+        connection = self._connection(parts.scheme, parts.netloc)
+        for fresh in (False, True):
+            reused = connection.sock is not None
+            try:
+                connection.request("GET", target, headers=request_headers)
+                return RawResponse(connection.getresponse(), connection, url)
+            except (OSError, http.client.HTTPException) as exc:
+                connection.close()
+                if reused and not fresh:  # the server closed an idle keep-alive connection: try a new one at once
+                    continue
+                return repr(exc)
+        return "unreachable"  # pragma: no cover
+
+    def close_all(self) -> None:
+        with self._lock:
+            connections, self._all = self._all, []
+        for connection in connections:
+            connection.close()
+
+    def _connection(self, scheme: str, netloc: str) -> http.client.HTTPConnection:
+        pool: dict[tuple[str, str], http.client.HTTPConnection] = self._local.__dict__.setdefault("pool", {})
+        connection = pool.get((scheme, netloc))
+        if connection is None:
+            if scheme == "https":
+                if self._tls is None:
+                    self._tls = ssl.create_default_context(cafile=certifi.where())
+                connection = http.client.HTTPSConnection(netloc, timeout=self._timeout, context=self._tls)
+            else:
+                connection = http.client.HTTPConnection(netloc, timeout=self._timeout)
+            pool[(scheme, netloc)] = connection
+            with self._lock:
+                self._all.append(connection)
+        return connection

@@ -11,6 +11,7 @@ answers 400 to an unranged GET of a very large file.
 
 from __future__ import annotations
 
+import http.client
 import logging
 import re
 import threading
@@ -23,11 +24,14 @@ from huggingface_hub.utils import hf_raise_for_status
 
 from modelferry.adapters import hub_http
 from modelferry.adapters.hub import CDN_EXPIRED, HubClient, hub_errors
-from modelferry.adapters.hub_http import RetryPolicy
+from modelferry.adapters.hub_http import RawResponse, RetryPolicy
 from modelferry.errors import SizeMismatch, SourceChanged, TransferInterrupted
 
 logger = logging.getLogger(__name__)
 
+# One readinto call's size: a reset mid-call loses the call's progress count (its bytes are in the buffer but not
+# reported), so the read resumes at most this far before the break. Per call overhead is a few microseconds.
+READ_BLOCK_BYTES = 64 * 1024
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
 
@@ -132,9 +136,7 @@ class HubFileReader:
             url, headers, generation = self._data_url, self._data_headers, self._generation
         offset = start + filled
         byte_range = f"bytes={offset}-{start + len(buffer) - 1}"
-        response = self._http.send(
-            "GET", url, headers={**headers, "range": byte_range}, what=f"reading {self.label}", stream=True
-        )
+        response = self._http.get_raw(url, headers={**headers, "range": byte_range}, what=f"reading {self.label}")
         try:
             if response.status_code in CDN_EXPIRED and url != self._resolve_url:
                 self._resolve_again(generation)
@@ -144,7 +146,7 @@ class HubFileReader:
         finally:
             response.close()
 
-    def _range_problem(self, response: httpx.Response, offset: int) -> str | None:  # noqa: RET503 - raises last
+    def _range_problem(self, response: RawResponse, offset: int) -> str | None:  # noqa: RET503 - raises last
         """None when the response carries the file from `offset`; else why not (or raise when it never will)."""
         status = response.status_code
         if status == 206:
@@ -162,8 +164,11 @@ class HubFileReader:
             return None if offset == 0 else "a 200 to a Range request (the server ignored Range)"
         if status == 416:
             raise SizeMismatch(f"{self.label} is shorter than the planned {self._size} bytes (HTTP 416 at {offset})")
-        response.read()  # any other refusal will not go away by asking again
-        _raise_hub_error(response, self._repo_id, self._commit, self.label)
+        # any other refusal will not go away by asking again
+        refusal = httpx.Response(
+            status, headers=response.headers, content=response.read(), request=httpx.Request("GET", response.url)
+        )
+        _raise_hub_error(refusal, self._repo_id, self._commit, self.label)
 
     def _resolve_again(self, seen_generation: int) -> None:
         """Re-resolve once per expired URL, however many workers noticed it."""
@@ -183,18 +188,18 @@ class HubFileReader:
             raise SourceChanged(f"{self.label}: the Hub now publishes {linked_size} bytes, planned {self._size}")
 
 
-def _fill(response: httpx.Response, buffer: memoryview, filled: int) -> tuple[int, str | None]:
-    """Copy the body into `buffer` from `filled` on. Returns the new fill and, if the body broke off, why."""
+def _fill(response: RawResponse, buffer: memoryview, filled: int) -> tuple[int, str | None]:
+    """Read the body straight into `buffer` from `filled` on (no intermediate chunks). Returns the new fill and, if
+    the body broke off, why. A body longer than the range asked for (a 200 to a read from byte 0) is cut off."""
     try:
-        for chunk in response.iter_raw():
-            take = min(len(chunk), len(buffer) - filled)
-            buffer[filled : filled + take] = memoryview(chunk)[:take]
-            filled += take
-            if filled == len(buffer):
-                return filled, None
-    except httpx.TransportError as exc:
+        while filled < len(buffer):
+            received = response.readinto(buffer[filled : filled + READ_BLOCK_BYTES])
+            if not received:
+                return filled, "the body ended early"
+            filled += received
+    except (OSError, http.client.HTTPException) as exc:
         return filled, repr(exc)
-    return filled, "the body ended early"
+    return filled, None
 
 
 def _raise_hub_error(response: httpx.Response, repo_id: str, commit: str, label: str) -> NoReturn:

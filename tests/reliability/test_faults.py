@@ -284,6 +284,24 @@ def test_hub_bytes_wrong_in_every_read_never_become_visible(hub, rig, on_first_c
     record("Hub", f"a flipped byte in every read of {path}", report, "ChecksumMismatch after 3 reads, nothing stored")
 
 
+def test_hub_xet_backed_files_behind_a_bridge_refusing_unranged_gets_are_copied(hub, rig, record) -> None:
+    # every LFS file answers its resolve with X-Xet-Hash; the bridge answers 400 to a GET without Range of a file
+    # above 1 MiB (every shard here), as it does for files of several tens of GB; the CDN URL expires once mid-copy
+    hub.xet, hub.unranged_get_limit_bytes = True, 1024 * 1024
+    expired = hub.faults.add("expired_url", path_glob=SHARD, on=("cdn",), status=410)
+
+    report = rig.run(REQUEST)
+
+    succeeded(report, rig)
+    assert expired.hits == 1
+    assert not any(r.status == 400 for r in hub.requests)
+    assert all(r.range is not None for r in hub.requests if r.endpoint == "cdn" and r.method == "GET")
+    assert errors(rig, "CopyFileFunction") == []
+    record(
+        "Hub", "Xet-backed files; unranged GET refused; a CDN URL expired (410)", report, "ranged reads, resolved again"
+    )
+
+
 def test_hub_gated_repo_with_a_token_not_granted_fails_in_plan(hub, behaviour, record) -> None:
     hub.add_repo("acme/gated-model", gpt_oss_repo(), gated=True, token="hf_granted_to_someone_else")
 

@@ -309,7 +309,9 @@ def proc_field(path: str, name: str) -> int:
 
 
 def s3_client(s3_url: str) -> Any:
-    config = Config(retries={"mode": "standard", "max_attempts": 8}, max_pool_connections=16)
+    # moto assembles a completed multipart object in one Python call: for the 2 GiB file on a loaded machine that
+    # can outlast botocore's default 60 s read timeout, and the retried CompleteMultipartUpload then fails with 500
+    config = Config(retries={"mode": "standard", "max_attempts": 8}, max_pool_connections=16, read_timeout=600)
     return boto3.client("s3", endpoint_url=s3_url, config=config)
 
 

@@ -86,8 +86,9 @@ class HubClient:
     """The Hub as one task sees it: every request (API calls, small-file and header reads, the copy's ranged reads)
     goes through one `HubHttp`, so 429 pauses, retries and the wait budget are the task's, not each request's.
 
-    The API calls are the two huggingface_hub's `HfApi.model_info` and `list_repo_tree` make (same paths, same
-    parsing into `RepoFile`), sent through this policy: HfApi sends through a process-wide session of its own.
+    The API calls are the requests huggingface_hub's `HfApi.model_info` and `list_repo_tree` make (same paths, same
+    parsing into `RepoFile`), sent through this policy: HfApi sends through a process-wide session of its own, with
+    no per-task budget.
     """
 
     def __init__(

@@ -12,9 +12,10 @@ One task (a Plan, one file's copy) makes all its requests through one `HubHttp`,
   state machine to retry the task later.
 
 5xx answers and broken connections are retried with exponential back-off and full jitter ("Exponential Backoff And
-Jitter", AWS Architecture Blog), then raise `HubUnavailable`. huggingface_hub's own `http_backoff` waits per
-request, without a shared pause or a budget, and sleeps `t + 1` s per 429 up to 5 times: it cannot keep a task
-inside its Lambda timeout, hence this policy around the same header parsing.
+Jitter", AWS Architecture Blog), then raise `HubUnavailable`. huggingface_hub's own `http_backoff`
+(`huggingface_hub/utils/_http.py`, 1.33.0) waits per request, without a shared pause or a budget, and sleeps `t + 1`
+s per 429 up to 5 times: it cannot keep a task inside its Lambda timeout, hence this policy around the same header
+parsing (`parse_ratelimit_headers`).
 """
 
 from __future__ import annotations

@@ -212,5 +212,7 @@ class HubClient:
         raise AssertionError("unreachable")  # pragma: no cover
 
 
-# The CDN's refusal of a signed URL that expired: CloudFront answers 403, the Xet bridge 403 or 410.
-CDN_EXPIRED = frozenset({403, 410})
+# The CDN's refusal of a signed URL it no longer honours: an expired signature is 403 from CloudFront, 403 or 410
+# from the Xet bridge; 401 and 404 are resolved again too (a URL the Hub has since re-signed elsewhere), since the
+# resolve itself says whether the file is still there and readable.
+CDN_EXPIRED = frozenset({401, 403, 404, 410})

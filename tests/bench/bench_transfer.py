@@ -9,7 +9,10 @@ disk. Contenders:
   does) of each file;
 - modelferry: `copy_file` for every file at once, as the Distributed Map would run them;
 - ceiling: the same sizes put from memory with modelferry's part size and parts in flight: what this S3 accepts;
-- rss-small / rss-large: modelferry copying the 256 MiB file alone, then the 2 GiB file alone.
+- rss-small / rss-large: modelferry copying the 256 MiB file alone, then the 2 GiB file alone;
+- sha256: hashing as many bytes from memory, the floor of any verified copy's CPU.
+
+The CPU time of each contender is its process's user + sys (the parent's RUSAGE_CHILDREN before and after it).
 
 Not named test_*: pytest must not collect it. Run `python tests/bench/bench_transfer.py --help` for the options.
 """
@@ -20,6 +23,7 @@ import argparse
 import io
 import json
 import os
+import resource
 import shutil
 import socket
 import statistics
@@ -48,7 +52,15 @@ SHARDS_MIB = {
     "model-00003-of-00003.safetensors": 96,
 }
 RSS_SMALL, RSS_LARGE = "model-00002-of-00003.safetensors", "model-00001-of-00003.safetensors"
-TARGETS = {"speedup": 1.5, "of_ceiling": 0.85, "rss_mib": 512, "rss_spread": 0.10}
+TARGETS = {
+    "speedup": 2.0,
+    "of_ceiling": 0.85,  # in every repetition
+    "of_ceiling_median": 0.90,
+    "cpu_vs_ceiling": 1.5,
+    "rss_mib": 512,
+    "rss_spread": 0.10,
+}
+CONTENDERS = ("baseline", "modelferry", "ceiling", "rss-small", "rss-large", "sha256")
 AWS_ENV = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
 
 
@@ -70,7 +82,7 @@ def main() -> None:
     runs: dict[str, list[dict[str, Any]]] = {}
     with local_hub(folder) as (hub_url, commit):
         for repeat in range(1, args.repeat + 1):
-            for name in ("baseline", "modelferry", "ceiling", "rss-small", "rss-large"):
+            for name in CONTENDERS:
                 with moto_server() as s3_url:
                     scratch = args.cache / "scratch"
                     shutil.rmtree(scratch, ignore_errors=True)
@@ -153,16 +165,26 @@ def contender(name: str, *, hub_url: str, commit: str, s3_url: str, scratch: Pat
     env = {**os.environ, **AWS_ENV, "PYTHONDONTWRITEBYTECODE": "1", "HF_HUB_DISABLE_XET": "1"}
     env |= {"HF_ENDPOINT": hub_url, "HF_HOME": str(scratch / "hf-home"), "HF_HUB_DISABLE_TELEMETRY": "1"}
     command = [sys.executable, __file__, name, hub_url, commit, s3_url, str(scratch)]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)  # noqa: S603
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise RuntimeError(f"contender {name} failed:\n{done.stderr[-4000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    run: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    # user + sys of the contender's process alone: the Hub and S3 servers are other processes, not waited for here
+    run["cpu_seconds"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return run
+
+
+def cpu_per_gib(run: dict[str, Any]) -> float:
+    return float(run["cpu_seconds"]) / (run["bytes"] / 1024**3)
 
 
 def describe(run: dict[str, Any]) -> str:
     return (
         f"{run['seconds']:7.1f} s  {run['bytes'] / MiB / run['seconds']:7.1f} MiB/s  "
-        f"rss {run['max_rss'] / MiB:6.0f} MiB  disk {run['disk_bytes'] / MiB:8.1f} MiB"
+        f"cpu {cpu_per_gib(run):5.2f} s/GiB  rss {run['max_rss'] / MiB:6.0f} MiB  "
+        f"disk {run['disk_bytes'] / MiB:8.1f} MiB"
     )
 
 
@@ -170,45 +192,65 @@ def report(runs: dict[str, list[dict[str, Any]]], total_bytes: int) -> None:
     def median(name: str, key: str) -> float:
         return statistics.median(run[key] for run in runs[name])
 
-    def time_ratios(name: str) -> list[float]:
-        """This contender's wall time over modelferry's in each repetition (run a minute apart, so under about the
-        same load from the rest of the machine)."""
-        return [a["seconds"] / b["seconds"] for a, b in zip(runs[name], runs["modelferry"], strict=True)]
+    def per_run(name: str, measure: Callable[[dict[str, Any], dict[str, Any]], float]) -> list[float]:
+        """measure(this contender's run, modelferry's run) in each repetition (run a minute apart, so under about
+        the same load from the rest of the machine)."""
+        return [measure(a, b) for a, b in zip(runs[name], runs["modelferry"], strict=True)]
 
-    def time_ratio(name: str) -> float:
-        return statistics.median(time_ratios(name))
+    def time_ratios(name: str) -> list[float]:
+        return per_run(name, lambda a, b: a["seconds"] / b["seconds"])
+
+    def cpu_ratios(name: str) -> list[float]:
+        """modelferry's CPU per GiB over this contender's."""
+        return per_run(name, lambda a, b: cpu_per_gib(b) / cpu_per_gib(a))
+
+    def listed(values: list[float], form: str) -> str:
+        return ", ".join(format(value, form) for value in values)
 
     print(f"\nmedians of {len(runs['modelferry'])} runs, {total_bytes / MiB:.0f} MiB in {len(SHARDS_MIB) + 1} files\n")
-    print(f"| {'contender':<42} | wall s | vs modelferry | MiB/s | peak RSS MiB | disk MiB |")
-    print(f"|{'-' * 44}|--------|---------------|-------|--------------|----------|")
+    print(f"| {'contender':<42} | wall s | vs modelferry | MiB/s | CPU s/GiB | peak RSS MiB | disk MiB |")
+    print(f"|{'-' * 44}|--------|---------------|-------|-----------|--------------|----------|")
     labels = {
         "baseline": "baseline: snapshot_download + upload_file",
         "modelferry": "modelferry: copy_file, files in parallel",
         "ceiling": "S3 ceiling: the same sizes from memory",
         "rss-small": f"modelferry: the {median('rss-small', 'bytes') / MiB:.0f} MiB shard alone",
         "rss-large": f"modelferry: the {median('rss-large', 'bytes') / MiB:.0f} MiB shard alone",
+        "sha256": "sha256 alone, from memory (the floor)",
     }
     for name, label in labels.items():
         seconds = median(name, "seconds")
-        ratio = f"{time_ratio(name):.2f}x" if name in ("baseline", "modelferry", "ceiling") else "-"
+        ratio = f"{statistics.median(time_ratios(name)):.2f}x" if name in ("baseline", "modelferry", "ceiling") else "-"
+        cpu = statistics.median(cpu_per_gib(run) for run in runs[name])
         print(
             f"| {label:<42} | {seconds:6.1f} | {ratio:>13} | {median(name, 'bytes') / MiB / seconds:5.1f} "
-            f"| {median(name, 'max_rss') / MiB:12.0f} | {median(name, 'disk_bytes') / MiB:8.1f} |"
+            f"| {cpu:9.2f} | {median(name, 'max_rss') / MiB:12.0f} | {median(name, 'disk_bytes') / MiB:8.1f} |"
         )
-    speedup, of_ceiling = time_ratio("baseline"), time_ratio("ceiling")
+    speedups, of_ceiling, cpu_vs_ceiling = time_ratios("baseline"), time_ratios("ceiling"), cpu_ratios("ceiling")
     rss = {name: median(name, "max_rss") for name in ("modelferry", "rss-small", "rss-large")}
     spread = abs(rss["rss-large"] - rss["rss-small"]) / rss["rss-small"]
     disk = max(run["disk_bytes"] for name in ("modelferry", "rss-small", "rss-large") for run in runs[name])
     checks = [
         (
             f"at least {TARGETS['speedup']}x faster than the baseline",
-            speedup >= TARGETS["speedup"],
-            f"{speedup:.2f}x (runs: {', '.join(f'{r:.2f}x' for r in time_ratios('baseline'))})",
+            statistics.median(speedups) >= TARGETS["speedup"],
+            f"{statistics.median(speedups):.2f}x (runs: {listed(speedups, '.2f')})",
         ),
         (
-            f"at least {TARGETS['of_ceiling']:.0%} of the S3 ceiling",
-            of_ceiling >= TARGETS["of_ceiling"],
-            f"{of_ceiling:.0%} (runs: {', '.join(f'{r:.0%}' for r in time_ratios('ceiling'))})",
+            f"at least {TARGETS['of_ceiling']:.0%} of the S3 ceiling in every run",
+            min(of_ceiling) >= TARGETS["of_ceiling"],
+            f"runs: {listed(of_ceiling, '.0%')}",
+        ),
+        (
+            f"at least {TARGETS['of_ceiling_median']:.0%} of the S3 ceiling at the median",
+            statistics.median(of_ceiling) >= TARGETS["of_ceiling_median"],
+            f"{statistics.median(of_ceiling):.0%}",
+        ),
+        (
+            f"CPU per GiB at most {TARGETS['cpu_vs_ceiling']}x the ceiling process's",
+            statistics.median(cpu_vs_ceiling) <= TARGETS["cpu_vs_ceiling"],
+            f"{statistics.median(cpu_vs_ceiling):.2f}x (runs: {listed(cpu_vs_ceiling, '.2f')}; "
+            f"vs sha256 alone: {listed(cpu_ratios('sha256'), '.2f')})",
         ),
         (
             f"peak RSS at most {TARGETS['rss_mib']} MiB",
@@ -238,6 +280,7 @@ def run_contender(argv: list[str]) -> None:
         "ceiling": lambda: ceiling(hub_url, commit, s3_url),
         "rss-small": lambda: modelferry(hub_url, commit, s3_url, only=RSS_SMALL),
         "rss-large": lambda: modelferry(hub_url, commit, s3_url, only=RSS_LARGE),
+        "sha256": lambda: sha256_alone(hub_url, commit),
     }
     written_before = disk_write_bytes()
     started = time.monotonic()
@@ -266,7 +309,9 @@ def proc_field(path: str, name: str) -> int:
 
 
 def s3_client(s3_url: str) -> Any:
-    config = Config(retries={"mode": "standard", "max_attempts": 8}, max_pool_connections=16)
+    # moto assembles a completed multipart object in one Python call: for the 2 GiB file on a loaded machine that
+    # can outlast botocore's default 60 s read timeout, and the retried CompleteMultipartUpload then fails with 500
+    config = Config(retries={"mode": "standard", "max_attempts": 8}, max_pool_connections=16, read_timeout=600)
     return boto3.client("s3", endpoint_url=s3_url, config=config)
 
 
@@ -339,6 +384,20 @@ def ceiling(hub_url: str, commit: str, s3_url: str) -> tuple[int, int]:
 
     with ThreadPoolExecutor(max_workers=len(sizes)) as pool:
         return sum(pool.map(put, range(len(sizes)), sizes, clients)), 0
+
+
+def sha256_alone(hub_url: str, commit: str) -> tuple[int, int]:
+    """sha256 over as many bytes as the model holds, from one 8 MiB block in memory: what verifying costs at least."""
+    import hashlib
+
+    from modelferry.adapters.hub import HubClient
+
+    total = sum(f.size for f in HubClient(hub_url).list_files(REPO, commit))
+    block = memoryview(np.random.default_rng(2).bytes(8 * MiB))
+    digest = hashlib.sha256()
+    for offset in range(0, total, len(block)):
+        digest.update(block[: min(len(block), total - offset)])
+    return total, 0
 
 
 if __name__ == "__main__":

@@ -17,13 +17,11 @@ import pytest
 from modelferry.stages import copy as copy_stage
 from modelferry.transfer.engine import TransferOptions, copy_file
 from tests.support import reliability_table as table
-from tests.support.clocks import record_hub_reader_pauses
+from tests.support.clocks import record_hub_pauses
 from tests.support.local_run import MiB
 
 # Multipart with files of a few MiB: 1 MiB parts (S3 wants 5 MiB; moto is told to accept 1 MiB).
-SMALL_PARTS = TransferOptions(
-    single_put_max_bytes=MiB, min_part_size=MiB, parts_in_flight=3, backoff_seconds=0.5, max_backoff_seconds=4
-)
+SMALL_PARTS = TransferOptions(single_put_max_bytes=MiB, min_part_size=MiB, parts_in_flight=3)
 
 
 @pytest.fixture(autouse=True)
@@ -55,8 +53,8 @@ def no_internet(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
 
 @pytest.fixture(autouse=True)
 def hub_pauses(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """The copy's pauses (back-off after a failed read, waits for a 429's reset), recorded instead of slept."""
-    return record_hub_reader_pauses(monkeypatch)
+    """Every Hub pause (back-off after a failed request, waits for a 429's reset), recorded instead of slept."""
+    return record_hub_pauses(monkeypatch)
 
 
 @pytest.fixture(autouse=True)

@@ -65,7 +65,7 @@ def hanging_copy(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
         )
 
     monkeypatch.setattr(copy_stage, "copy_file", copy_file)
-    monkeypatch.setattr(copy_stage, "HubClient", lambda *_: nullcontext())
+    monkeypatch.setattr(copy_stage, "HubClient", lambda *_, **__: nullcontext())
     return release
 
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import boto3
+import httpx
 import moto.s3.models
 import pytest
 from botocore.awsrequest import AWSResponse
@@ -21,6 +22,7 @@ from botocore.retries.standard import ExponentialBackoff
 from moto import mock_aws
 
 from modelferry.adapters.hub import HubClient
+from modelferry.adapters.hub_http import RetryPolicy
 from modelferry.contract import (
     META_BLOB_SHA1,
     META_SHA256,
@@ -33,6 +35,8 @@ from modelferry.errors import (
     ChecksumMismatch,
     HubAccessDenied,
     HubRateLimited,
+    HubUnavailable,
+    InvalidRequest,
     SourceChanged,
     StorageAccessDenied,
     TransferInterrupted,
@@ -40,7 +44,7 @@ from modelferry.errors import (
 from modelferry.transfer.engine import TransferOptions, copy_file, part_size_for
 from modelferry_cli.local.hub import LocalHub
 from modelferry_cli.local.model_factory import safetensors_bytes
-from tests.support.clocks import record_hub_reader_pauses
+from tests.support.clocks import record_hub_pauses
 
 MiB = 1024 * 1024
 REPO = "org/tiny-model"
@@ -49,8 +53,6 @@ OPTIONS = TransferOptions(
     min_part_size=MiB,
     single_put_max_bytes=MiB,
     parts_in_flight=3,
-    backoff_seconds=0.01,
-    max_backoff_seconds=0.05,
 )
 FILES = {
     "model.safetensors": safetensors_bytes({"weight": ("U8", (4 * MiB + 12345,))}, seed=7),  # 5 parts
@@ -114,10 +116,23 @@ def entries(hub: LocalHub, commit: str) -> dict[str, ManifestEntry]:
     }
 
 
-def copy(hub: LocalHub, commit: str, s3: Any, entry: ManifestEntry, **options: Any) -> CopyResult:
+def copy(
+    hub: LocalHub,
+    commit: str,
+    s3: Any,
+    entry: ManifestEntry,
+    *,
+    retries: int = 5,
+    wait_budget_seconds: float = 120.0,
+    **options: Any,
+) -> CopyResult:
+    """Copy `entry` with a Hub client whose back-off is short (the waits are real here unless a test records them)."""
+    client = HubClient(
+        hub.url, wait_budget_seconds=wait_budget_seconds, retry=RetryPolicy(retries, 0.01, max_backoff_seconds=0.05)
+    )
     return copy_file(
         entry,
-        hub=HubClient(hub.url),
+        hub=client,
         repo_id=REPO,
         commit=commit,
         bucket=BUCKET,
@@ -247,22 +262,50 @@ def test_part_size_keeps_every_file_within_ten_thousand_parts(size: int, part_si
     assert -(-size // part_size) <= 10_000
 
 
+@pytest.mark.parametrize("size", [50 * 10**9 + 1, 60 * 10**9, 150 * 10**9, 400 * 10**9])
+def test_files_over_50_gb_fit_s3s_part_limits(size: int) -> None:
+    part_size = part_size_for(size, TransferOptions())
+    assert -(-size // part_size) <= 10_000
+    assert 5 * MiB <= part_size <= 5 * 1024 * MiB
+
+
+def test_a_file_that_would_need_parts_over_5_gib_is_refused_before_any_read() -> None:
+    with pytest.raises(InvalidRequest, match="at most 5368709120 bytes"):
+        part_size_for(10_000 * 5 * 1024 * MiB + 1, TransferOptions())
+
+
 # --- What the Hub does wrong -----------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("path", ["model.safetensors", "small.safetensors"])
-def test_a_wrong_byte_from_the_hub_leaves_no_object_and_no_open_upload(hub, commit, s3, entries, path) -> None:
+def test_a_wrong_byte_that_a_second_read_does_not_repeat_is_not_a_failure(hub, commit, s3, entries, path) -> None:
     entry = entries[path]
     hub.faults.add("corrupt", on=("cdn",), offset=1000)
 
-    with pytest.raises(ChecksumMismatch, match="sha256"):
+    result = copy(hub, commit, s3, entry)
+
+    assert stored(s3, entry.key) == FILES[path]
+    assert result.sha256 == entry.sha256
+    first_bytes = [r for r in hub.requests if r.endpoint == "cdn" and (r.range or "").startswith("bytes=0-")]
+    assert len(first_bytes) == 2  # the file was read twice
+    assert s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
+
+
+@pytest.mark.parametrize("path", ["model.safetensors", "small.safetensors"])
+def test_a_wrong_byte_in_every_read_fails_naming_the_file_and_stores_nothing(hub, commit, s3, entries, path) -> None:
+    entry = entries[path]
+    hub.faults.add("corrupt", on=("cdn",), path_glob=path, offset=1000, times=None)
+
+    with pytest.raises(ChecksumMismatch, match=f"same mismatch in 3 reads of {path}"):
         copy(hub, commit, s3, entry)
 
     assert_nothing_stored(s3, entry.key)
+    first_bytes = [r for r in hub.requests if r.endpoint == "cdn" and (r.range or "").startswith("bytes=0-")]
+    assert len(first_bytes) == 3  # the first read and two re-reads
 
 
 def test_a_rate_limit_storm_waits_for_the_hubs_reset_then_copies(hub, commit, s3, entries, monkeypatch) -> None:
-    pauses = record_hub_reader_pauses(monkeypatch)
+    pauses = record_hub_pauses(monkeypatch)
     entry = entries["model.safetensors"]
     hub.faults.add("rate_limit", on=("resolve",), times=2, reset_seconds=3)
     hub.faults.add("rate_limit", on=("cdn",), times=4, reset_seconds=1)
@@ -279,7 +322,7 @@ def test_a_rate_limit_beyond_the_wait_budget_is_left_to_the_state_machine(hub, c
     hub.faults.add("rate_limit", on=("cdn",), times=None, reset_seconds=300)
 
     with pytest.raises(HubRateLimited, match="429"):
-        copy(hub, commit, s3, entry, rate_limit_wait_budget_seconds=60)
+        copy(hub, commit, s3, entry, wait_budget_seconds=60)
 
     assert_nothing_stored(s3, entry.key)
 
@@ -309,7 +352,7 @@ def test_a_connection_reset_mid_part_is_resumed_after_the_bytes_received(hub, co
     assert len(resumed) == 1  # started inside a part: after the bytes that did arrive, not from the part's start
 
 
-def test_server_errors_are_retried_then_reported_as_interrupted(hub, commit, s3, entries) -> None:
+def test_server_errors_are_retried_then_reported_as_unavailable(hub, commit, s3, entries) -> None:
     entry = entries["model.safetensors"]
     hub.faults.add("server_error", on=("cdn",), times=2, status=503)
     copy(hub, commit, s3, entry)
@@ -317,8 +360,8 @@ def test_server_errors_are_retried_then_reported_as_interrupted(hub, commit, s3,
 
     s3.delete_object(Bucket=BUCKET, Key=entry.key)
     hub.faults.add("server_error", on=("cdn",), times=None)
-    with pytest.raises(TransferInterrupted, match="HTTP 500"):
-        copy(hub, commit, s3, entry, read_retries=2)
+    with pytest.raises(HubUnavailable, match="HTTP 500"):
+        copy(hub, commit, s3, entry, retries=2)
     assert_nothing_stored(s3, entry.key)
 
 
@@ -335,7 +378,7 @@ def test_a_range_request_answered_with_200_is_detected(hub, commit, s3, entries)
     s3.delete_object(Bucket=BUCKET, Key=entry.key)
     hub.faults.add("ignore_range", on=("cdn",), times=None)
     with pytest.raises(TransferInterrupted, match="ignored Range"):
-        copy(hub, commit, s3, entry, read_retries=1)
+        copy(hub, commit, s3, entry, retries=1)
     assert_nothing_stored(s3, entry.key)
 
 
@@ -378,14 +421,55 @@ def test_a_gated_repo_needs_the_token_which_never_leaves_for_the_cdn(hub, s3, en
     assert ("cdn", False) in served
 
 
-def test_a_cdn_url_that_stops_working_is_resolved_again(hub, commit, s3, entries) -> None:
+@pytest.mark.parametrize("status", [403, 410])
+def test_a_cdn_url_that_expires_is_resolved_again(hub, commit, s3, entries, status) -> None:
     entry = entries["model.safetensors"]
-    hub.faults.add("forbidden_gated", on=("cdn",))  # what an expired signature looks like: 403
+    hub.faults.add("expired_url", on=("cdn",), status=status)
 
     copy(hub, commit, s3, entry)
 
     assert stored(s3, entry.key) == FILES["model.safetensors"]
     assert [r.method for r in hub.requests if r.endpoint == "resolve"] == ["HEAD", "HEAD"]
+
+
+def test_one_resolve_serves_every_range_worker_and_every_read_is_ranged(hub, commit, s3, entries) -> None:
+    entry = entries["model.safetensors"]
+
+    copy(hub, commit, s3, entry)
+
+    assert [r.method for r in hub.requests if r.endpoint == "resolve"] == ["HEAD"]
+    reads = [r for r in hub.requests if r.endpoint == "cdn"]
+    assert len(reads) == 5  # one per part, all on the one CDN URL
+    assert all(r.range is not None and r.status == 206 for r in reads)
+    assert not any(r.has_auth for r in reads)  # the token stays with the Hub
+
+
+@pytest.fixture(scope="module")
+def xet_hub() -> Iterator[tuple[LocalHub, str]]:
+    """A Hub whose LFS files are Xet-backed, and whose bridge answers 400 to an unranged GET of a file above 1 MiB."""
+    with LocalHub(xet=True, unranged_get_limit_bytes=MiB) as local_hub:
+        yield local_hub, local_hub.add_repo(REPO, FILES)
+
+
+def test_a_xet_backed_file_is_copied_by_ranged_reads_and_verified_by_sha256(xet_hub, s3) -> None:
+    local_hub, commit = xet_hub
+    (listed,) = [f for f in HubClient(local_hub.url).list_files(REPO, commit) if f.path == "model.safetensors"]
+    entry = ManifestEntry(
+        path=listed.path, size=listed.size, sha256=listed.sha256, blob_id=listed.blob_id, key="models/xet"
+    )
+    plain = httpx.get(f"{local_hub.url}/{REPO}/resolve/{commit}/model.safetensors", follow_redirects=True)
+    assert plain.status_code == 400  # the bridge refuses an unranged GET of a large file
+    resolved = httpx.head(f"{local_hub.url}/{REPO}/resolve/{commit}/model.safetensors")
+    assert resolved.headers["x-xet-hash"]
+    local_hub.clear_requests()
+
+    result = copy(local_hub, commit, s3, entry)
+
+    assert stored(s3, "models/xet") == FILES["model.safetensors"]
+    assert result.sha256 == listed.sha256
+    reads = [r for r in local_hub.requests if r.endpoint == "cdn"]
+    assert reads
+    assert all(r.range is not None and r.status == 206 for r in reads)
 
 
 # --- What S3 does wrong ---------------------------------------------------------------------------------------------

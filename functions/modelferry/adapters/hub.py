@@ -1,7 +1,9 @@
 """Read-only access to the Hugging Face Hub: resolve a revision, list files, read small files and byte ranges.
 
-huggingface_hub does the API calls; plain httpx does ranged reads of the commit-pinned resolve URL (the library has
-no ranged-read API). Every Hub failure leaves this module as one of the named errors in `modelferry.errors`, so the
+Every request goes through the task's one request policy (`hub_http`: 429 waits, retries, a wait budget); the API
+paths and their parsing are huggingface_hub's.
+
+Every Hub failure leaves this module as one of the named errors in `modelferry.errors`, so the
 state machine can tell "retry later" (HubRateLimited, HubUnavailable) from "fix the request" (the rest).
 """
 
@@ -12,9 +14,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote, urlencode, urljoin, urlsplit
 
 import httpx
-from huggingface_hub import HfApi, hf_hub_url
+from huggingface_hub import hf_hub_url
 from huggingface_hub.errors import (
     EntryNotFoundError,
     GatedRepoError,
@@ -25,6 +28,8 @@ from huggingface_hub.errors import (
 from huggingface_hub.hf_api import RepoFile
 from huggingface_hub.utils import hf_raise_for_status
 
+from modelferry.adapters import hub_http
+from modelferry.adapters.hub_http import DEFAULT_WAIT_BUDGET_SECONDS, HubGate, HubHttp, RetryPolicy
 from modelferry.errors import (
     HubAccessDenied,
     HubRateLimited,
@@ -78,16 +83,36 @@ def hub_errors(repo_id: str, revision: str) -> Iterator[None]:
 
 
 class HubClient:
-    def __init__(self, endpoint: str | None = None, token: str | None = None, timeout: float = 30.0) -> None:
+    """The Hub as one task sees it: every request (API calls, small-file and header reads, the copy's ranged reads)
+    goes through one `HubHttp`, so 429 pauses, retries and the wait budget are the task's, not each request's.
+
+    The API calls are the requests huggingface_hub's `HfApi.model_info` and `list_repo_tree` make (same paths, same
+    parsing into `RepoFile`), sent through this policy: HfApi sends through a process-wide session of its own, with
+    no per-task budget.
+    """
+
+    def __init__(
+        self,
+        endpoint: str | None = None,
+        token: str | None = None,
+        timeout: float = 30.0,
+        *,
+        wait_budget_seconds: float = DEFAULT_WAIT_BUDGET_SECONDS,
+        retry: RetryPolicy | None = None,
+        max_connections: int = 32,
+    ) -> None:
         self.endpoint = (endpoint or DEFAULT_ENDPOINT).rstrip("/")
         self._token = token
-        self._api = HfApi(endpoint=self.endpoint, token=token or False)
-        self._timeout = timeout
         # One pooled client: a new httpx client per read costs ~25 ms of CPU and a fresh TLS handshake.
-        self._http = httpx.Client(follow_redirects=True, timeout=timeout, limits=httpx.Limits(max_connections=32))
+        self.http = HubHttp(
+            gate=HubGate(wait_budget_seconds),
+            retry=retry or RetryPolicy(),
+            timeout_seconds=timeout,
+            max_connections=max_connections,
+        )
 
     def close(self) -> None:
-        self._http.close()
+        self.http.close()
 
     def __enter__(self) -> HubClient:
         return self
@@ -104,32 +129,34 @@ class HubClient:
 
     def resolve_commit(self, repo_id: str, revision: str) -> str:
         """Pin a branch, tag or commit to the commit sha it points at now."""
-        with hub_errors(repo_id, revision):
-            info = self._api.model_info(repo_id, revision=revision, timeout=self._timeout)
-        if not info.sha:
+        url = f"{self.endpoint}/api/models/{repo_id}/revision/{quote(revision, safe='')}"
+        info = self._api_get(repo_id, revision, url, {}).json()
+        sha = info.get("sha") if isinstance(info, dict) else None
+        if not sha:
             raise HubRevisionNotFound(f"the Hub returned no commit for {repo_id}@{revision}")
-        return info.sha
+        return str(sha)
 
     def list_files(self, repo_id: str, commit: str) -> list[HubFile]:
-        with hub_errors(repo_id, commit):
-            entries = list(self._api.list_repo_tree(repo_id, revision=commit, recursive=True))
-        files = [
-            HubFile(
-                path=entry.path,
-                size=entry.size,
-                sha256=entry.lfs.sha256 if entry.lfs else None,
-                blob_id=entry.blob_id,
+        """Every file at `commit`, following the listing's `Link: rel="next"` pages."""
+        url: str | None = f"{self.endpoint}/api/models/{repo_id}/tree/{quote(commit, safe='')}"
+        params = {"recursive": "true", "expand": "false"}
+        files: list[HubFile] = []
+        while url is not None:
+            response = self._api_get(repo_id, commit, url, params)
+            files.extend(
+                HubFile(path=f.path, size=f.size, sha256=f.lfs.sha256 if f.lfs else None, blob_id=f.blob_id)
+                for f in (RepoFile(**entry) for entry in response.json() if entry.get("type") == "file")
             )
-            for entry in entries
-            if isinstance(entry, RepoFile)
-        ]
+            url, params = response.links.get("next", {}).get("url"), {}  # the next link carries the query
         return sorted(files, key=lambda f: f.path)
 
     def file_url(self, repo_id: str, commit: str, path: str) -> str:
         return hf_hub_url(repo_id, path, revision=commit, endpoint=self.endpoint)
 
     def read_range(self, repo_id: str, commit: str, path: str, start: int, length: int) -> bytes:
-        """Read `length` bytes at `start` (fewer at the end of the file). Refuses a server that ignores Range."""
+        """Read `length` bytes at `start` (fewer at the end of the file). Refuses a server that ignores Range.
+
+        Always a ranged GET: the Hub's Xet bridge answers 400 to an unranged GET of a very large file."""
         headers = {**self.auth_headers, "range": f"bytes={start}-{start + length - 1}"}
         response = self._get(repo_id, commit, path, headers)
         if response.status_code == 416:
@@ -147,14 +174,45 @@ class HubClient:
     def read_json(self, repo_id: str, commit: str, path: str) -> Any:
         return json.loads(self.read_file(repo_id, commit, path))
 
-    def _get(self, repo_id: str, commit: str, path: str, headers: dict[str, str]) -> httpx.Response:
-        url = self.file_url(repo_id, commit, path)
-        with hub_errors(repo_id, commit):
-            response = self._http.get(url, headers=headers)
-            if response.status_code == 416:
-                return response
-            try:
-                hf_raise_for_status(response)
-            except EntryNotFoundError as exc:
-                raise HubFileNotFound(f"{path} not found in {repo_id}@{commit}") from exc
+    def _api_get(self, repo_id: str, revision: str, url: str, params: dict[str, str]) -> httpx.Response:
+        if params:
+            url = f"{url}?{urlencode(params)}"
+        with hub_errors(repo_id, revision):
+            response = self.http.send("GET", url, headers=self.auth_headers, what=f"listing {repo_id}@{revision}")
+            hf_raise_for_status(response)
         return response
+
+    def _get(self, repo_id: str, commit: str, path: str, headers: dict[str, str]) -> httpx.Response:
+        """GET through the resolve redirect, one policy request per hop: a 429 from the CDN repeats the CDN read,
+        not the resolve. A CDN URL refused (403/410: its signature expired between the redirect and the read) is
+        resolved again, as a 5xx would be retried."""
+        url = self.file_url(repo_id, commit, path)
+        what = f"reading {repo_id}@{commit[:12]}/{path}"
+        for attempt in range(1, self.http.retry.retries + 2):
+            with hub_errors(repo_id, commit):
+                response = self.http.send("GET", url, headers=headers, what=what, follow_redirects=False)
+                if response.is_redirect:
+                    location = urljoin(url, response.headers["location"])
+                    same_host = urlsplit(location).netloc == urlsplit(url).netloc
+                    # the CDN URL is signed: the token is for the Hub only
+                    hop_headers = headers if same_host else {k: v for k, v in headers.items() if k != "authorization"}
+                    response = self.http.send("GET", location, headers=hop_headers, what=what)
+                    if response.status_code in CDN_EXPIRED and not same_host:
+                        if attempt > self.http.retry.retries:
+                            raise HubUnavailable(f"{what}: the CDN kept refusing fresh URLs ({response.status_code})")
+                        hub_http.clock.sleep(self.http.retry.delay(attempt))
+                        continue
+                if response.status_code == 416:
+                    return response
+                try:
+                    hf_raise_for_status(response)
+                except EntryNotFoundError as exc:
+                    raise HubFileNotFound(f"{path} not found in {repo_id}@{commit}") from exc
+            return response
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+# The CDN's refusal of a signed URL it no longer honours: an expired signature is 403 from CloudFront, 403 or 410
+# from the Xet bridge; 401 and 404 are resolved again too (a URL the Hub has since re-signed elsewhere), since the
+# resolve itself says whether the file is still there and readable.
+CDN_EXPIRED = frozenset({401, 403, 404, 410})

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import BotoCoreError, ClientError
 
 from modelferry.adapters.hub import HubClient
+from modelferry.adapters.hub_http import wait_budget_for
 from modelferry.adapters.s3 import put_json
 from modelferry.adapters.secrets import hub_token
 from modelferry.adapters.settings import CopySettings
@@ -44,7 +45,8 @@ def copy_item(
     watchdog = _deadline_watchdog(s3, item, seconds_left)
     try:
         try:
-            with HubClient(settings.hf_endpoint, hub_token(settings.hf_token_secret_arn)) as hub:
+            token = hub_token(settings.hf_token_secret_arn)
+            with HubClient(settings.hf_endpoint, token, wait_budget_seconds=_wait_budget(seconds_left)) as hub:
                 result = copy_file(
                     item.file,
                     hub=hub,
@@ -62,6 +64,12 @@ def copy_item(
         raise
     clear_failure(s3, item)
     return result
+
+
+def _wait_budget(seconds_left: float | None) -> float:
+    """A quarter of the time left for 429 waits: the copy itself needs the rest. No limit known (the Fargate task,
+    tests): the default budget."""
+    return wait_budget_for(seconds_left, reserve_seconds=DEADLINE_MARGIN_SECONDS, share=0.25)
 
 
 def _deadline_watchdog(s3: S3Client, item: CopyItem, seconds_left: float | None) -> threading.Timer | None:

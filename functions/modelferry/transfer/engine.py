@@ -37,7 +37,7 @@ from modelferry.contract import (
     ManifestEntry,
 )
 from modelferry.errors import ChecksumMismatch, InvalidRequest, StorageAccessDenied, TransferInterrupted
-from modelferry.transfer.hub_reader import HubFileReader, RetryPolicy
+from modelferry.transfer.hub_reader import HubFileReader
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -48,6 +48,8 @@ logger = logging.getLogger(__name__)
 MiB = 1024 * 1024
 
 Progress = Callable[[int, int], None]
+
+MAX_PART_BYTES = 5 * 1024 * MiB  # S3's largest part
 
 
 def every_tenth(report: Callable[[int, int, int], None]) -> Progress:
@@ -87,21 +89,24 @@ class TransferOptions(BaseModel):
     parts_in_flight: int = Field(
         default=8, ge=1, description="Parts being read or uploaded at once: the memory bound is this x part size."
     )
-    read_retries: int = Field(
-        default=5, ge=0, description="Retries of a request failing without progress, then TransferInterrupted."
+    reads_on_mismatch: int = Field(
+        default=3, ge=1, description="Reads of a file whose bytes hash wrong (the first and two re-reads), then fail."
     )
-    backoff_seconds: float = Field(default=0.5, ge=0, description="First wait after a failed read; doubles.")
-    max_backoff_seconds: float = Field(default=10.0, ge=0)
-    rate_limit_wait_budget_seconds: float = Field(
-        default=120.0, ge=0, description="Wall time this copy may pause for Hub 429s before raising HubRateLimited."
-    )
-    hub_timeout_seconds: float = Field(default=30.0, gt=0, description="Connect and per-read timeout.")
 
 
 def part_size_for(size: int, options: TransferOptions) -> int:
-    """The smallest part size, from `min_part_size` up in whole MiB, that keeps the file within `max_parts`."""
+    """The smallest part size, from `min_part_size` up in whole MiB, that keeps the file within `max_parts`.
+
+    S3 takes at most 10,000 parts of at most 5 GiB ("Amazon S3 multipart upload limits"): a file needing larger
+    parts cannot be uploaded at all, and is refused before a byte is read."""
     needed = -(-size // options.max_parts)
-    return max(options.min_part_size, -(-needed // MiB) * MiB)
+    part_size = max(options.min_part_size, -(-needed // MiB) * MiB)
+    if part_size > MAX_PART_BYTES:
+        raise InvalidRequest(
+            f"a file of {size} bytes needs parts of {part_size} bytes to fit in {options.max_parts} parts; "
+            f"S3 takes parts of at most {MAX_PART_BYTES} bytes"
+        )
+    return part_size
 
 
 def copy_file(
@@ -118,7 +123,7 @@ def copy_file(
     """Copy `entry` from the Hub at `commit` to `s3://bucket/entry.key`, verified; skip it when already there."""
     options = options or TransferOptions()
     started = time.monotonic()
-    digest = _Digest(entry)
+    _Digest(entry)  # refuses an entry with nothing to verify it by, before any request
     part_size = part_size_for(entry.size, options)
 
     recorded = _verified_copy(s3_client, bucket, entry)
@@ -137,26 +142,18 @@ def copy_file(
             peak_buffered_bytes=0,
         )
 
-    metadata = {META_SOURCE_REPO: repo_id, META_SOURCE_COMMIT: commit, **digest.expected_metadata}
-    target = _Target(s3_client, bucket, entry.key, metadata)
-    reader = HubFileReader(
-        hub,
-        repo_id=repo_id,
-        commit=commit,
-        path=entry.path,
-        size=entry.size,
-        sha256=entry.sha256,
-        connections=options.parts_in_flight,
-        retry=RetryPolicy(options.read_retries, options.backoff_seconds, options.max_backoff_seconds),
-        rate_limit_budget_seconds=options.rate_limit_wait_budget_seconds,
-        timeout_seconds=options.hub_timeout_seconds,
-    )
+    reader = HubFileReader(hub, repo_id=repo_id, commit=commit, path=entry.path, size=entry.size, sha256=entry.sha256)
     with reader:
         reader.resolve()
-        copy = _FileCopy(
-            reader, digest, target, size=entry.size, part_size=part_size, options=options, on_progress=on_progress
+        digest, copy, parts = _copy_verified(
+            entry,
+            reader,
+            s3_client=s3_client,
+            bucket=bucket,
+            provenance={META_SOURCE_REPO: repo_id, META_SOURCE_COMMIT: commit},
+            options=options,
+            on_progress=on_progress,
         )
-        parts = copy.put_whole() if entry.size < options.single_put_max_bytes else copy.put_multipart()
 
     seconds = time.monotonic() - started
     logger.info(
@@ -181,6 +178,42 @@ def copy_file(
         part_size=part_size,
         peak_buffered_bytes=copy.peak_buffered_bytes,
     )
+
+
+def _copy_verified(
+    entry: ManifestEntry,
+    reader: HubFileReader,
+    *,
+    s3_client: S3Client,
+    bucket: str,
+    provenance: dict[str, str],
+    options: TransferOptions,
+    on_progress: Progress | None,
+) -> tuple[_Digest, _FileCopy, int]:
+    """Read, verify and store the file, reading it again when its bytes do not hash as published.
+
+    A byte flipped on the way (a CDN edge, a proxy) does not come back on the next read; a file that hashes wrong
+    `reads_on_mismatch` times in a row is what the Hub serves, and fails. Each failed read stored nothing: the
+    single PutObject is sent only after the check, a multipart upload is aborted before the next read.
+    """
+    part_size = part_size_for(entry.size, options)
+    for read in range(1, options.reads_on_mismatch + 1):
+        digest = _Digest(entry)
+        target = _Target(s3_client, bucket, entry.key, {**provenance, **digest.expected_metadata})
+        copy = _FileCopy(
+            reader, digest, target, size=entry.size, part_size=part_size, options=options, on_progress=on_progress
+        )
+        try:
+            parts = copy.put_whole() if entry.size < options.single_put_max_bytes else copy.put_multipart()
+        except ChecksumMismatch as exc:
+            if read == options.reads_on_mismatch:
+                raise ChecksumMismatch(
+                    f"{exc} (the same mismatch in {read} reads of {entry.path}: not a transient corruption)"
+                ) from exc
+            logger.warning("%s; reading %s again (read %d of %d)", exc, entry.path, read + 1, options.reads_on_mismatch)
+            continue
+        return digest, copy, parts
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 class _Digest:

@@ -2,19 +2,19 @@
 
 The commit-pinned resolve URL is asked once (HEAD, no redirect following): LFS files answer with a redirect to a
 signed CDN URL and with the published sha256 and size, which must still be the planned ones. Ranges are then read
-from the CDN URL, several at a time from worker threads sharing one connection pool. A read that breaks (reset,
-short body, 5xx) resumes from the byte where it broke; a 429 pauses every reader of the file until the Hub's reset,
-within a wait budget; a CDN URL that stops working (expired signature: 403) is resolved again.
+from the CDN URL, several at a time from worker threads sharing the task's one Hub client. A read that breaks
+(reset, short body) resumes from the byte where it broke; 429s, 5xx and refused connections are the Hub client's
+(a 429 pauses every request of the task until the Hub's reset, within the task's wait budget); a CDN URL that
+stops working (expired signature: 403 or 410) is resolved again. Every read is a ranged GET: the Hub's Xet bridge
+answers 400 to an unranged GET of a very large file.
 """
 
 from __future__ import annotations
 
+import http.client
 import logging
 import re
 import threading
-import time
-from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import NoReturn
 from urllib.parse import urljoin, urlsplit
 
@@ -22,63 +22,21 @@ import httpx
 from huggingface_hub.errors import EntryNotFoundError
 from huggingface_hub.utils import hf_raise_for_status
 
-from modelferry.adapters.hub import HubClient, hub_errors
-from modelferry.errors import HubRateLimited, SizeMismatch, SourceChanged, TransferInterrupted
+from modelferry.adapters import hub_http
+from modelferry.adapters.hub import CDN_EXPIRED, HubClient, hub_errors
+from modelferry.adapters.hub_http import RawResponse, RetryPolicy
+from modelferry.errors import SizeMismatch, SourceChanged, TransferInterrupted
 
 logger = logging.getLogger(__name__)
 
+# One readinto call's size: a reset mid-call loses the call's progress count (its bytes are in the buffer but not
+# reported), so the read resumes at most this far before the break. Per call overhead is a few microseconds.
+READ_BLOCK_BYTES = 64 * 1024
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
-_RATELIMIT_RESET = re.compile(r"\bt=(\d+)")
-_CDN_REFUSALS = {401, 403, 404, 410}
-
-
-class _Throttle:
-    """One pause shared by every reader of a file: after a 429 nobody asks again before the Hub's reset.
-
-    The budget counts wall time spent paused, not the sum of each thread's waits.
-    """
-
-    def __init__(self, budget_seconds: float) -> None:
-        self._budget = budget_seconds
-        self._lock = threading.Lock()
-        self._paused_until = 0.0
-        self._waited = 0.0
-
-    def wait_turn(self) -> None:
-        with self._lock:
-            remaining = self._paused_until - time.monotonic()
-        if remaining > 0:
-            time.sleep(remaining)
-
-    def rate_limited(self, seconds: float, what: str) -> None:
-        with self._lock:
-            now = time.monotonic()
-            until = now + seconds
-            extension = until - max(now, self._paused_until)
-            if extension <= 0:
-                return
-            if self._waited + extension > self._budget:
-                raise HubRateLimited(
-                    f"the Hub kept answering 429 for {what} after {self._waited:.0f} s of waiting in this task "
-                    f"(asks for {seconds:.0f} s more): retry later"
-                )
-            self._waited += extension
-            self._paused_until = until
-        logger.warning("Hub rate limit on %s: pausing %.1f s", what, seconds)
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """A request that fails without progress is tried `retries` more times, after waits doubling from
-    `backoff_seconds` up to `max_backoff_seconds`."""
-
-    retries: int
-    backoff_seconds: float
-    max_backoff_seconds: float
 
 
 class _Failures:
-    """Consecutive failures of one request without progress, with exponential backoff between attempts."""
+    """Consecutive failures of one read without progress, with the Hub policy's back-off between attempts."""
 
     def __init__(self, what: str, policy: RetryPolicy) -> None:
         self._what = what
@@ -86,81 +44,64 @@ class _Failures:
         self.count = 0
 
     def record(self, reason: str) -> None:
-        """Sleep before the next attempt, or raise TransferInterrupted when the retries are spent."""
+        """Pause before the next attempt, or raise TransferInterrupted when the retries are spent."""
         self.count += 1
         if self.count > self._policy.retries:
             raise TransferInterrupted(f"{self._what}: {reason} ({self.count} attempts in a row)")
-        delay = min(self._policy.max_backoff_seconds, self._policy.backoff_seconds * 2 ** (self.count - 1))
+        delay = self._policy.delay(self.count)
         logger.warning("%s: %s; retrying in %.2f s (attempt %d)", self._what, reason, delay, self.count + 1)
-        time.sleep(delay)
+        hub_http.clock.sleep(delay)
 
 
 class HubFileReader:
-    """Ranged reads of one file at one commit. Thread-safe: one instance serves all the workers of a copy."""
+    """Ranged reads of one file at one commit. Thread-safe: one instance serves all the workers of a copy.
 
-    def __init__(
-        self,
-        hub: HubClient,
-        *,
-        repo_id: str,
-        commit: str,
-        path: str,
-        size: int,
-        sha256: str | None,
-        connections: int,
-        retry: RetryPolicy,
-        rate_limit_budget_seconds: float,
-        timeout_seconds: float,
-    ) -> None:
+    Every request goes through the task's `HubClient` policy (429 pauses shared by all workers, 5xx and connection
+    retries, the wait budget); this reader adds what is particular to copying a file: the resolve redirect, resuming
+    a body that broke off, and resolving again when the CDN refuses its expired URL.
+    """
+
+    def __init__(self, hub: HubClient, *, repo_id: str, commit: str, path: str, size: int, sha256: str | None) -> None:
         self._hub = hub
+        self._http = hub.http
         self._repo_id = repo_id
         self._commit = commit
         self._path = path
         self._size = size
         self._sha256 = sha256
-        self._retry = retry
-        self._throttle = _Throttle(rate_limit_budget_seconds)
-        self._client = httpx.Client(
-            timeout=timeout_seconds,
-            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
-            # identity: a compressed range cannot be written at its offset
-            headers={"accept-encoding": "identity"},
-            follow_redirects=True,
-        )
         self._resolve_url = hub.file_url(repo_id, commit, path)
         self._lock = threading.Lock()  # guards the data URL
         self._resolve_lock = threading.Lock()
         self._data_url = ""
         self._data_headers: dict[str, str] = {}
         self._generation = 0
+        self.xet_hash: str | None = None
+        self.resolves = 0
 
     def __enter__(self) -> HubFileReader:
         return self
 
     def __exit__(self, *_: object) -> None:
-        self._client.close()
+        return None
 
     @property
     def label(self) -> str:
         return f"{self._repo_id}@{self._commit[:12]}/{self._path}"
 
     def resolve(self) -> None:
-        """Ask the resolve URL where the bytes are, and check that they are still the planned ones."""
-        failures = _Failures(f"resolving {self.label}", self._retry)
-        while True:
-            self._throttle.wait_turn()
-            try:
-                response = self._client.head(self._resolve_url, headers=self._hub.auth_headers, follow_redirects=False)
-            except httpx.TransportError as exc:
-                failures.record(repr(exc))
-                continue
-            if response.status_code == 429:
-                self._throttle.rate_limited(_retry_after(response, self._retry.backoff_seconds), self.label)
-                continue
-            if response.status_code >= 500:
-                failures.record(f"HTTP {response.status_code}")
-                continue
-            break
+        """Ask the resolve URL where the bytes are, and check that they are still the planned ones.
+
+        An LFS file (Xet-backed or not) answers with a redirect to a signed CDN URL; every range worker reads that
+        one URL until the CDN refuses it. A Xet-backed file's redirect carries `X-Xet-Hash`: its bytes are read the
+        same way, by ranged GETs on the bridge URL, and verified by the same sha256.
+        """
+        response = self._http.send(
+            "HEAD",
+            self._resolve_url,
+            headers=self._hub.auth_headers,
+            what=f"resolving {self.label}",
+            follow_redirects=False,
+        )
         if response.status_code >= 400:
             _raise_hub_error(response, self._repo_id, self._commit, self.label)
         self._check_published(response)
@@ -172,14 +113,15 @@ class HubFileReader:
                 self._data_headers = self._hub.auth_headers if same_host else {}
             else:
                 self._data_url, self._data_headers = self._resolve_url, self._hub.auth_headers
+            self.xet_hash = response.headers.get("x-xet-hash") or None
             self._generation += 1
+            self.resolves += 1
 
     def read_into(self, buffer: memoryview, start: int) -> None:
         """Fill `buffer` with the file's bytes from offset `start`, resuming from where a broken read stopped."""
-        failures = _Failures(f"reading {self.label} bytes {start}-{start + len(buffer) - 1}", self._retry)
+        failures = _Failures(f"reading {self.label} bytes {start}-{start + len(buffer) - 1}", self._http.retry)
         filled = 0
         while filled < len(buffer):
-            self._throttle.wait_turn()
             before = filled
             filled, problem = self._attempt(buffer, start, filled)
             if problem is None:
@@ -189,25 +131,22 @@ class HubFileReader:
             failures.record(f"{problem} at byte {start + filled}")
 
     def _attempt(self, buffer: memoryview, start: int, filled: int) -> tuple[int, str | None]:
-        """One GET of the rest of the range. Returns the new fill and, if the read broke, why."""
+        """One ranged GET of the rest of the range. Returns the new fill and, if the read broke, why."""
         with self._lock:
             url, headers, generation = self._data_url, self._data_headers, self._generation
         offset = start + filled
         byte_range = f"bytes={offset}-{start + len(buffer) - 1}"
+        response = self._http.get_raw(url, headers={**headers, "range": byte_range}, what=f"reading {self.label}")
         try:
-            with self._client.stream("GET", url, headers={**headers, "range": byte_range}) as response:
-                if response.status_code == 429:
-                    self._throttle.rate_limited(_retry_after(response, self._retry.backoff_seconds), self.label)
-                    return filled, None
-                if response.status_code in _CDN_REFUSALS and url != self._resolve_url:
-                    self._resolve_again(generation)
-                    return filled, f"the CDN refused its signed URL (HTTP {response.status_code}), resolved again"
-                problem = self._range_problem(response, offset)
-                return (filled, problem) if problem else _fill(response, buffer, filled)
-        except httpx.TransportError as exc:
-            return filled, repr(exc)
+            if response.status_code in CDN_EXPIRED and url != self._resolve_url:
+                self._resolve_again(generation)
+                return filled, f"the CDN refused its signed URL (HTTP {response.status_code}), resolved again"
+            problem = self._range_problem(response, offset)
+            return (filled, problem) if problem else _fill(response, buffer, filled)
+        finally:
+            response.close()
 
-    def _range_problem(self, response: httpx.Response, offset: int) -> str | None:
+    def _range_problem(self, response: RawResponse, offset: int) -> str | None:  # noqa: RET503 - raises last
         """None when the response carries the file from `offset`; else why not (or raise when it never will)."""
         status = response.status_code
         if status == 206:
@@ -225,10 +164,11 @@ class HubFileReader:
             return None if offset == 0 else "a 200 to a Range request (the server ignored Range)"
         if status == 416:
             raise SizeMismatch(f"{self.label} is shorter than the planned {self._size} bytes (HTTP 416 at {offset})")
-        if status < 500:  # any other refusal will not go away by asking again
-            response.read()
-            _raise_hub_error(response, self._repo_id, self._commit, self.label)
-        return f"HTTP {status}"
+        # any other refusal will not go away by asking again
+        refusal = httpx.Response(
+            status, headers=response.headers, content=response.read(), request=httpx.Request("GET", response.url)
+        )
+        _raise_hub_error(refusal, self._repo_id, self._commit, self.label)
 
     def _resolve_again(self, seen_generation: int) -> None:
         """Re-resolve once per expired URL, however many workers noticed it."""
@@ -248,18 +188,18 @@ class HubFileReader:
             raise SourceChanged(f"{self.label}: the Hub now publishes {linked_size} bytes, planned {self._size}")
 
 
-def _fill(response: httpx.Response, buffer: memoryview, filled: int) -> tuple[int, str | None]:
-    """Copy the body into `buffer` from `filled` on. Returns the new fill and, if the body broke off, why."""
+def _fill(response: RawResponse, buffer: memoryview, filled: int) -> tuple[int, str | None]:
+    """Read the body straight into `buffer` from `filled` on (no intermediate chunks). Returns the new fill and, if
+    the body broke off, why. A body longer than the range asked for (a 200 to a read from byte 0) is cut off."""
     try:
-        for chunk in response.iter_raw():
-            take = min(len(chunk), len(buffer) - filled)
-            buffer[filled : filled + take] = chunk[:take]
-            filled += take
-            if filled == len(buffer):
-                return filled, None
-    except httpx.TransportError as exc:
+        while filled < len(buffer):
+            received = response.readinto(buffer[filled : filled + READ_BLOCK_BYTES])
+            if not received:
+                return filled, "the body ended early"
+            filled += received
+    except (OSError, http.client.HTTPException) as exc:
         return filled, repr(exc)
-    return filled, "the body ended early"
+    return filled, None
 
 
 def _raise_hub_error(response: httpx.Response, repo_id: str, commit: str, label: str) -> NoReturn:
@@ -269,19 +209,3 @@ def _raise_hub_error(response: httpx.Response, repo_id: str, commit: str, label:
         except EntryNotFoundError as exc:
             raise SourceChanged(f"{label} no longer exists at the pinned commit") from exc
     raise TransferInterrupted(f"{label}: unexpected HTTP {response.status_code}")
-
-
-def _retry_after(response: httpx.Response, default: float) -> float:
-    """Seconds until the Hub's rate-limit window resets: `RateLimit: ...;t=N`, else `Retry-After`, else `default`."""
-    reset = _RATELIMIT_RESET.search(response.headers.get("ratelimit", ""))
-    if reset:
-        return float(reset[1])
-    retry_after = response.headers.get("retry-after", "").strip()
-    if retry_after.isdigit():
-        return float(retry_after)
-    if retry_after:
-        try:
-            return max(0.0, parsedate_to_datetime(retry_after).timestamp() - time.time())
-        except (TypeError, ValueError):
-            pass
-    return default

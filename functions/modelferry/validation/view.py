@@ -23,6 +23,8 @@ from modelferry.validation.sources import FileTooLargeError, Source, SourceFile
 
 # Header reads are two small requests each; on the Hub or S3 latency dominates, so overlap them.
 HEADER_READ_THREADS = 8
+# Reads of a header that does not parse before it is reported: the first and two re-reads.
+HEADER_READS = 3
 
 
 @dataclass(frozen=True)
@@ -128,7 +130,14 @@ class ModelView:
             return dict(zip(self.safetensors, pool.map(self._read_header, self.safetensors), strict=True))
 
     def _read_header(self, path: str) -> SafetensorsHeader | HeaderError:
-        try:
-            return read_header(lambda start, length: self.source.read_range(path, start, length), self.files[path].size)
-        except HeaderError as exc:
-            return exc
+        """The header, read again when it does not parse: a byte flipped on the way (a CDN edge, a proxy) does not
+        come back on the next read, a broken header does, `HEADER_READS` times in a row."""
+        error = HeaderError(f"{path}: not read")
+        for _ in range(HEADER_READS):
+            try:
+                return read_header(
+                    lambda start, length: self.source.read_range(path, start, length), self.files[path].size
+                )
+            except HeaderError as exc:
+                error = exc
+        return error

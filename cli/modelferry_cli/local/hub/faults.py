@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 FaultKind = Literal[
-    "rate_limit", "server_error", "reset_after", "truncate", "corrupt", "ignore_range", "forbidden_gated"
+    "rate_limit", "server_error", "reset_after", "truncate", "corrupt", "ignore_range", "forbidden_gated", "expired_url"
 ]
 Endpoint = Literal["api", "resolve", "cdn"]
 
@@ -21,8 +21,9 @@ _FAULT_PARAMS: dict[str, dict[str, int | None]] = {  # accepted parameters and t
     "corrupt": {"offset": 0},
     "ignore_range": {},
     "forbidden_gated": {},
+    "expired_url": {"status": 403},
 }
-STATUS_FAULTS = frozenset({"rate_limit", "server_error", "forbidden_gated"})
+STATUS_FAULTS = frozenset({"rate_limit", "server_error", "forbidden_gated", "expired_url"})
 STREAM_FAULTS = frozenset({"reset_after", "truncate", "corrupt"})
 
 
@@ -35,7 +36,9 @@ class Fault:
     on: frozenset[str]
     remaining: int | None
     params: dict[str, Any]
+    one_in: int = 1
     hits: int = 0
+    seen: int = 0  # matching requests, fired on or not
 
 
 class Faults:
@@ -47,8 +50,11 @@ class Faults:
     reset_after(after_bytes [0]) sends the headers and that many body bytes then resets the connection;
     truncate(after_bytes [half]) declares the full Content-Length, sends fewer bytes and closes;
     corrupt(offset [0]) flips one byte at that offset of the body (the last byte if the body is shorter);
-    ignore_range answers a Range request with 200 and the whole body; forbidden_gated answers 403 GatedRepo.
+    ignore_range answers a Range request with 200 and the whole body; forbidden_gated answers 403 GatedRepo;
+    expired_url(status [403]) answers as a CDN does to a signed URL past its expiry (403, or 410 from the Xet bridge).
     Body faults only count requests that carry a body (a HEAD or a redirect never consumes them).
+    `one_in=N` makes a fault fire on one matching request in N (the 1st, the N+1th...): with `times=None`, a steady
+    share of the traffic, as the Hub answers under load.
     """
 
     def __init__(self) -> None:
@@ -62,16 +68,19 @@ class Faults:
         path_glob: str = "*",
         times: int | None = 1,
         on: Iterable[Endpoint] = ("resolve", "cdn"),
+        one_in: int = 1,
         **params: int,
     ) -> Fault:
         if kind not in _FAULT_PARAMS:
             raise ValueError(f"unknown fault kind {kind!r}: expected one of {sorted(_FAULT_PARAMS)}")
         if times is not None and times < 1:
             raise ValueError(f"times must be at least 1 (or None for every request), got {times}")
+        if one_in < 1:
+            raise ValueError(f"one_in must be at least 1 (fire on every matching request), got {one_in}")
         unknown = set(params) - set(_FAULT_PARAMS[kind])
         if unknown:
             raise TypeError(f"fault {kind!r} takes {sorted(_FAULT_PARAMS[kind])}, not {sorted(unknown)}")
-        fault = Fault(kind, path_glob, frozenset(on), times, _FAULT_PARAMS[kind] | params)
+        fault = Fault(kind, path_glob, frozenset(on), times, _FAULT_PARAMS[kind] | params, one_in)
         with self._lock:
             self._armed.append(fault)
         return fault
@@ -86,6 +95,9 @@ class Faults:
         with self._lock:
             for fault in self._armed:
                 if fault.kind in kinds and endpoint in fault.on and fnmatch.fnmatchcase(path, fault.path_glob):
+                    fault.seen += 1
+                    if (fault.seen - 1) % fault.one_in:  # a steady share: the 1st, (n+1)th... matching request
+                        continue
                     fault.hits += 1
                     if fault.remaining is not None:
                         fault.remaining -= 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import socket
 import struct
@@ -50,10 +51,23 @@ class RequestRecord(NamedTuple):
 class LocalHub:
     """A threaded local Hub on 127.0.0.1. Use as a context manager, or call start() and stop()."""
 
-    def __init__(self, *, port: int = 0, bandwidth_bytes_per_s: int | None = None, tree_page_size: int = 1000) -> None:
+    def __init__(
+        self,
+        *,
+        port: int = 0,
+        bandwidth_bytes_per_s: int | None = None,
+        tree_page_size: int = 1000,
+        xet: bool = False,
+        unranged_get_limit_bytes: int | None = None,
+    ) -> None:
+        """`xet`: LFS files are Xet-backed: the resolve redirect carries `X-Xet-Hash` and a `Link: rel="xet-auth"`,
+        the bridge it points to does not repeat them. `unranged_get_limit_bytes`: a GET without Range of a larger
+        file is answered 400, as the Xet bridge answers for files of several tens of GB."""
         self.faults = Faults()
         self.bandwidth_bytes_per_s = bandwidth_bytes_per_s
         self.tree_page_size = tree_page_size
+        self.xet = xet
+        self.unranged_get_limit_bytes = unranged_get_limit_bytes
         self._port = port
         self._repos: dict[str, Repo] = {}
         self._lfs_store: dict[str, Blob] = {}  # sha256 -> blob: what the CDN serves
@@ -354,6 +368,8 @@ class _Handler(BaseHTTPRequestHandler):
         elif fault.kind == "server_error":
             status = fault.params["status"]
             self._send_error(status, None, "Internal Error" if status == 500 else "Service Unavailable")
+        elif fault.kind == "expired_url":
+            self._send_bytes(fault.params["status"], b"Request has expired", {"Content-Type": "text/plain"})
         else:
             self._send_error(
                 403, "GatedRepo", "Access to this model is restricted and you are not in the authorized list."
@@ -464,6 +480,10 @@ class _Handler(BaseHTTPRequestHandler):
         query = urlencode({"repo": repo_id, "commit": commit.sha, "path": file_path})
         location = f"http://{cdn_host}:{self.hub.port}/cdn-lfs/{blob.sha256}?{query}"
         headers |= {"Location": location, "X-Linked-Etag": f'"{blob.sha256}"', "X-Linked-Size": blob.size}
+        if self.hub.xet:
+            # The real X-Xet-Hash is a Merkle root of BLAKE3 chunk hashes (xet-core); any stable 64-hex id serves here.
+            headers["X-Xet-Hash"] = hashlib.sha256(f"xet:{blob.sha256}".encode()).hexdigest()
+            headers["Link"] = f'<{self.hub.url}/api/models/{repo_id}/xet-read-token/{commit.sha}>; rel="xet-auth"'
         self._send_bytes(302, b"", headers)
 
     def _cdn(self, sha256: str, query: dict[str, list[str]]) -> None:
@@ -486,6 +506,10 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {**extra, "Accept-Ranges": "bytes", "Content-Type": "application/octet-stream"}
         start, end, status = 0, blob.size, 200
         range_header = self.headers.get("Range")
+        limit = self.hub.unranged_get_limit_bytes
+        if range_header is None and self.command == "GET" and limit is not None and blob.size > limit:
+            self._send_error(400, None, "Range header is required for files of this size")
+            return
         if range_header is not None and not (
             self.command == "GET" and self.hub.faults.take({"ignore_range"}, endpoint, file_path)
         ):

@@ -4,9 +4,13 @@ gives it up (the rig delivers the execution status change to the cleanup functio
 
 from __future__ import annotations
 
+import io
 import itertools
+import json
 import time
 from collections.abc import Iterator
+from contextlib import redirect_stdout
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -16,9 +20,10 @@ from modelferry.adapters.import_queue import ImportQueue
 from modelferry.request import ImportRequest
 from modelferry_cli.local.batch import run_batch
 from modelferry_cli.local.bedrock import EmulatorBehaviour
-from modelferry_cli.local.hub import LocalHub
+from modelferry_cli.local.hub import DEMO_REPO_ID, LocalHub
 from modelferry_cli.local.model_factory import gpt_oss_repo
 from modelferry_cli.local.rig import IMPORT_QUEUE_TABLE, REGION, LocalRig
+from modelferry_cli.main import main
 
 pytestmark = pytest.mark.workflow
 
@@ -136,3 +141,38 @@ def test_a_run_stopped_while_holding_the_slot_releases_it_to_the_next_in_line(qu
     assert {c.params["importedModelName"] for c in refused} == {reports[waiter].output["plan"]["run"]["model_name"]}
     assert _queue().entries() == []
     assert _queue().slot().holder is None
+
+
+# --- modelferry run-local --batch ---------------------------------------------------------------------------------
+
+
+def _run_cli(argv: list[str]) -> tuple[int, str]:
+    out = io.StringIO()
+    with redirect_stdout(out):
+        status = main(argv)
+    return status, out.getvalue()
+
+
+def test_run_local_batch_prints_one_line_per_model_and_the_order_imports_started(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("HF_ENDPOINT", raising=False)
+    names = ["batch-cli-a", "batch-cli-b", "batch-cli-c"]
+    batch_file = tmp_path / "batch.json"
+    batch_file.write_text(json.dumps({"requests": [{"repo_id": DEMO_REPO_ID, "model_name": n} for n in names]}))
+
+    status, printed = _run_cli(["run-local", "--batch", str(batch_file)])
+
+    assert status == 0, printed
+    rows = {line.split()[0]: line.split() for line in printed.splitlines() if line.startswith("batch-cli-")}
+    assert set(rows) == set(names)
+    assert all(row[1] == "SUCCEEDED" for row in rows.values())
+    by_ticket = sorted(names, key=lambda name: int(rows[name][2]))
+    assert f"Imports started in this order: {', '.join(by_ticket)}" in printed
+    assert "(0 quota refusals in all)" in printed
+
+    status, printed = _run_cli(["run-local", "--batch", str(batch_file), "--json"])
+    assert status == 0
+    report = json.loads(printed)
+    assert report["succeeded"] == 3
+    assert report["import_order"] == report["queue_order"]

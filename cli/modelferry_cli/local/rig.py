@@ -20,7 +20,7 @@ import threading
 import time
 import uuid
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -170,7 +170,10 @@ class LocalRig:
         settings: dict[str, str] | None = None,
         hf_token: str | None = None,
         template_path: Path = REPO_ROOT / "template.yaml",
+        definition_transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> None:
+        # A benchmark's variant of the definition (e.g. without the import queue, to compare); None for the real one.
+        self._definition_transform = definition_transform
         self._hf_endpoint = hf_endpoint
         self._behaviour = behaviour
         self._settings_overrides = settings or {}
@@ -317,6 +320,8 @@ class LocalRig:
 
     def _create_state_machine(self, machine: dict[str, Any]) -> str:
         definition = (REPO_ROOT / machine["DefinitionUri"]).read_text()
+        if self._definition_transform is not None:
+            definition = json.dumps(self._definition_transform(json.loads(definition)))
         for key, value in machine.get("DefinitionSubstitutions", {}).items():
             definition = definition.replace("${" + key + "}", self._substitution(key, value))
         response = boto3.client("stepfunctions", region_name=REGION).create_state_machine(

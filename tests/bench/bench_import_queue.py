@@ -76,7 +76,16 @@ def summary(label: str, batch: BatchReport, started_order: list[str]) -> dict[st
         "lambda_invocations_by_function": dict(sorted(batch.lambda_invocations.items())),
         "imports_in_start_order": batch.import_order == in_order,
         "median_lambda_invocations": statistics.median(run.lambda_invocations for run in runs),
+        # Runs that failed stopped early: the figures of the runs that went the whole way compare like with like.
+        "per_succeeded_model": _means([run for run in runs if run.status == "SUCCEEDED"]),
     }
+
+
+def _means(runs: list[Any]) -> dict[str, float] | None:
+    if not runs:
+        return None
+    fields = ("lambda_invocations", "state_transitions", "bedrock_import_calls", "quota_refusals")
+    return {name: round(statistics.mean(getattr(run, name) for run in runs), 1) for name in fields}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,7 +19,8 @@ import boto3
 from modelferry.request import ImportRequest
 from modelferry_cli.local.rig import REGION, ExecutionReport, LocalRig
 
-# History events that are state transitions as Step Functions bills them: each state entered.
+# State transitions as Step Functions bills them, retries included (AWS Step Functions pricing: "including
+# retries"): each state entered, and each Task attempt after a state's first.
 _TRANSITION_SUFFIX = "StateEntered"
 # Bedrock calls made for the import (the queue is about these); verification's own calls name the model by ARN.
 _IMPORT_OPERATIONS = {"CreateModelImportJob", "GetModelImportJob", "ListModelImportJobs", "DeleteImportedModel"}
@@ -114,7 +115,8 @@ def _report(rig: LocalRig, names: list[str], reports: list[ExecutionReport], wal
     sfn = boto3.client("stepfunctions", region_name=REGION)
     runs = []
     for name, report in zip(names, reports, strict=True):
-        history = sfn.get_execution_history(executionArn=report.execution_arn, maxResults=1000)["events"]
+        pages = sfn.get_paginator("get_execution_history").paginate(executionArn=report.execution_arn)
+        history = [event for page in pages for event in page["events"]]
         mine = [call for call in calls if _model_of(call.params, job_owner) == name]
         queue = (report.output or {}).get("queue") or {}
         runs.append(
@@ -125,7 +127,7 @@ def _report(rig: LocalRig, names: list[str], reports: list[ExecutionReport], wal
                 lambda_invocations=sum(
                     1 for _, event, _ in rig.lambda_calls if _execution_of(event) == report.execution_arn
                 ),
-                state_transitions=sum(1 for event in history if event["type"].endswith(_TRANSITION_SUFFIX)),
+                state_transitions=_state_transitions(history),
                 bedrock_import_calls=sum(1 for call in mine if call.operation in _IMPORT_OPERATIONS),
                 quota_refusals=sum(1 for call in mine if call.error == "ServiceQuotaExceededException"),
                 ticket=queue.get("ticket"),
@@ -138,6 +140,13 @@ def _report(rig: LocalRig, names: list[str], reports: list[ExecutionReport], wal
         wall_seconds=wall,
         lambda_invocations=Counter(function for function, _, _ in rig.lambda_calls),
     )
+
+
+def _state_transitions(history: list[Any]) -> int:
+    kinds = Counter(str(event["type"]) for event in history)
+    entered = sum(count for kind, count in kinds.items() if kind.endswith(_TRANSITION_SUFFIX))
+    retries = max(0, kinds["TaskScheduled"] - kinds["TaskStateEntered"])
+    return entered + retries
 
 
 def _model_of(params: dict[str, Any], job_owner: dict[str, str]) -> str | None:

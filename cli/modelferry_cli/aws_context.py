@@ -125,6 +125,11 @@ def state_machine_arn(args: argparse.Namespace, cloudformation: CloudFormationCl
     """--state-machine, else the stack's StateMachineArn output (CloudFormation DescribeStacks)."""
     if getattr(args, "state_machine", None):
         return str(args.state_machine)
+    return stack_output(args, cloudformation, STATE_MACHINE_OUTPUT)
+
+
+def stack_output(args: argparse.Namespace, cloudformation: CloudFormationClient, key: str) -> str:
+    """One output of the stack (CloudFormation DescribeStacks); StackProblem names what is missing."""
     stack = default_stack(args)
     try:
         (described,) = cloudformation.describe_stacks(StackName=stack)["Stacks"]
@@ -136,12 +141,13 @@ def state_machine_arn(args: argparse.Namespace, cloudformation: CloudFormationCl
             ) from None
         raise
     outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs") or []}
-    if STATE_MACHINE_OUTPUT not in outputs:
+    if key not in outputs:
         raise StackProblem(
-            f"stack {stack!r} ({described.get('StackStatus')}) has no {STATE_MACHINE_OUTPUT} output: is it a "
-            "modelferry stack that finished deploying? Pass --stack NAME or --state-machine ARN"
+            f"stack {stack!r} ({described.get('StackStatus')}) has no {key} output: is it a modelferry stack (of this "
+            "version) that finished deploying? Pass --stack NAME"
+            + (" or --state-machine ARN" if key == STATE_MACHINE_OUTPUT else "")
         )
-    return outputs[STATE_MACHINE_OUTPUT]
+    return outputs[key]
 
 
 def execution_arn_for(args: argparse.Namespace, execution: str) -> str:

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from modelferry.adapters.import_queue import ImportQueue
 from modelferry.contract import WorkflowState
 from modelferry.errors import InvalidRequest
 from modelferry.request import parse_request
@@ -22,6 +23,7 @@ from modelferry_cli.aws_context import (
     EXIT_ERROR,
     EXIT_FAILED,
     EXIT_OK,
+    StackProblem,
     add_aws_arguments,
     console_url,
     execution_arn_for,
@@ -31,6 +33,7 @@ from modelferry_cli.aws_context import (
     state_machine_arn,
 )
 from modelferry_cli.progress import Watcher, error_message, initial_state
+from modelferry_cli.queue_cmd import import_queue
 from modelferry_cli.watch_view import human_seconds, render_block, watch
 
 DEFAULT_INTERVAL = 5.0
@@ -49,9 +52,24 @@ def _add_watch_arguments(parser: argparse.ArgumentParser) -> None:
     display.add_argument("--plain", dest="live", action="store_false", help="print one line per change")
 
 
+def _queue_or_none(args: argparse.Namespace, region: str | None) -> ImportQueue | None:
+    """The stack's import line, to show a waiting run's place; None (the view says less) if the stack has none."""
+    try:
+        return import_queue(args, region)
+    except StackProblem:
+        return None
+
+
+def _watcher(args: argparse.Namespace, execution_arn: str) -> Watcher:
+    region = region_of(execution_arn)
+    aws = session(args, region)
+    return Watcher(
+        execution_arn, sfn=aws.client("stepfunctions"), s3=aws.client("s3"), queue=_queue_or_none(args, region)
+    )
+
+
 def _watch(args: argparse.Namespace, execution_arn: str, out: TextIO) -> int:
-    aws = session(args, region_of(execution_arn))
-    watcher = Watcher(execution_arn, sfn=aws.client("stepfunctions"), s3=aws.client("s3"))
+    watcher = _watcher(args, execution_arn)
     live = args.live if args.live is not None else out.isatty()
     try:
         snap = watch(watcher, out, interval=args.interval, live=live)
@@ -147,8 +165,7 @@ def add_status_arguments(parser: argparse.ArgumentParser) -> None:
 @one_line_aws_errors
 def run_status(args: argparse.Namespace, out: TextIO) -> int:
     arn = execution_arn_for(args, args.execution)
-    aws = session(args, region_of(arn))
-    snap = Watcher(arn, sfn=aws.client("stepfunctions"), s3=aws.client("s3")).snapshot()
+    snap = _watcher(args, arn).snapshot()
     if args.json:
         print(json.dumps(snap.to_json(), default=str), file=out)
     else:

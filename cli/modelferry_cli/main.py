@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from modelferry_cli import chat_cmd, executions_cmd, models_cmd, run_local, validate_cmd
+from modelferry_cli import chat_cmd, executions_cmd, models_cmd, queue_cmd, run_local, validate_cmd
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         ("status", "where an execution is, once", executions_cmd.add_status_arguments, executions_cmd.run_status),
         ("list", "recent executions with their outcome", executions_cmd.add_list_arguments, executions_cmd.run_list),
+        ("queue", "the line for the import slot (one import job per Region)", queue_cmd.add_arguments, queue_cmd.run),
         ("chat", "talk to an imported model (OpenAI chat completions)", chat_cmd.add_arguments, chat_cmd.run),
         (
             "models",

@@ -11,13 +11,17 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import TypeAdapter
 
-from modelferry.contract import ExecutionInfo, PlannedCopy, Stage, WorkflowState
+from modelferry.contract import ExecutionInfo, PlannedCopy, QueuePlace, Stage, WorkflowState
 from modelferry.contract import cause_message as lambda_error_message
+from modelferry.stages.queue import place_of
+
+if TYPE_CHECKING:
+    from modelferry.adapters.import_queue import ImportQueue
 
 
 def row_of(stage: Stage) -> str:
@@ -26,7 +30,7 @@ def row_of(stage: Stage) -> str:
     return stage.value.rsplit("_", 1)[-1].capitalize()
 
 
-ROWS = tuple(dict.fromkeys(row_of(stage) for stage in Stage))  # Plan, Copy, Validate, Import, Verify, Notify
+ROWS = tuple(dict.fromkeys(row_of(stage) for stage in Stage))  # Plan, Copy, Validate, Queue, Import, Verify, Notify
 
 # Top-level states of statemachine/modelferry.asl.json -> their stage; each failure state (PlanFailed...) belongs to
 # the stage it records in failed_stage. A state not listed (added to the definition later) shows under its own name.
@@ -38,6 +42,9 @@ STAGE_OF_STATE: dict[str, Stage] = {
     "CopyFailed": Stage.COPY,
     "ValidateInS3": Stage.VALIDATE,
     "ValidateFailed": Stage.VALIDATE,
+    "JoinImportQueue": Stage.QUEUE,
+    "ImportQueueWaitTimedOut": Stage.QUEUE,
+    "QueueFailed": Stage.QUEUE,
     "StartImport": Stage.START_IMPORT,
     "IsExistingModelReused": Stage.START_IMPORT,
     "UseExistingModel": Stage.START_IMPORT,
@@ -47,6 +54,7 @@ STAGE_OF_STATE: dict[str, Stage] = {
     "IsImportComplete": Stage.WAIT_FOR_IMPORT,
     "UnexpectedImportStatus": Stage.WAIT_FOR_IMPORT,
     "WaitForImportFailed": Stage.WAIT_FOR_IMPORT,
+    "ReleaseImportSlot": Stage.WAIT_FOR_IMPORT,
     "VerifyModel": Stage.VERIFY,
     "VerifyFailed": Stage.VERIFY,
     "NotifySuccess": Stage.NOTIFY,
@@ -99,6 +107,8 @@ class Snapshot:
     items_location: tuple[str, str] | None = None  # (bucket, key) of the Map's item list written by Plan
     files: list[FileProgress] = field(default_factory=list)
     map_counts: dict[str, int] = field(default_factory=dict)
+    queue_place: QueuePlace | None = None  # where the run stands in line, read from the queue's table while it waits
+    queue_waited_seconds: int | None = None  # how long it waited for the slot, once it got it
     job_name: str | None = None
     job_status: str | None = None
     job_elapsed_seconds: float | None = None
@@ -154,6 +164,12 @@ class Snapshot:
             "s3_uri": self.s3_uri,
             "files": {"count": self.file_count, "done": self.files_done, "map": self.map_counts},
             "bytes": {"total": self.total_bytes, "done": self.done_bytes if self.files else None},
+            "queue": {
+                "position": self.queue_place.position if self.queue_place else None,
+                "holder": self.queue_place.holder if self.queue_place else None,
+                "holder_model": self.queue_place.holder_model if self.queue_place else None,
+                "waited_seconds": self.queue_waited_seconds,
+            },
             "import": {
                 "job_name": self.job_name,
                 "status": self.job_status,
@@ -193,10 +209,11 @@ def new_history_events(sfn: Any, execution_arn: str, after_id: int) -> list[dict
 class Watcher:
     """Takes snapshots of one execution; keeps the history read so far and the item list between them."""
 
-    def __init__(self, execution_arn: str, *, sfn: Any, s3: Any) -> None:
+    def __init__(self, execution_arn: str, *, sfn: Any, s3: Any, queue: ImportQueue | None = None) -> None:
         self.execution_arn = execution_arn
         self.sfn = sfn
         self.s3 = s3
+        self.queue = queue  # the Region's import line (DynamoDB), to say where a waiting run stands
         self._items: list[PlannedCopy] | None = None
         self._events: list[dict[str, Any]] = []
         self._s3_note: str | None = None
@@ -211,9 +228,25 @@ class Watcher:
         if snap.row(Stage.COPY).started is not None:
             self._add_map_counts(snap)
             self._add_file_bytes(snap)
+        if snap.row(Stage.QUEUE).state == "running" and not snap.finished:
+            self._add_queue_place(snap)
         if self._s3_note:
             snap.notes.append(self._s3_note)
         return snap
+
+    def _add_queue_place(self, snap: Snapshot) -> None:
+        if self.queue is None:
+            return
+        try:
+            snap.queue_place = place_of(self.queue, self.execution_arn)
+        except LookupError:
+            snap.notes.append("not in the import line yet (or just left it)")
+        except (ClientError, BotoCoreError) as exc:
+            code = exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) else type(exc).__name__
+            snap.notes.append(
+                f"place in line unavailable ({code}); it needs dynamodb:GetItem and dynamodb:Query on the stack's "
+                "ImportQueueTableName"
+            )
 
     def _add_map_counts(self, snap: Snapshot) -> None:
         runs = self.sfn.list_map_runs(executionArn=self.execution_arn).get("mapRuns") or []
@@ -430,6 +463,8 @@ def _read_state(snap: Snapshot, state_name: str, state: WorkflowState) -> None:
         snap.items_location = (manifest.bucket, manifest.items_key)
     if state.validation is not None:
         snap.fixes = [f"{fix.path} ({fix.rule_code})" for fix in state.validation.fixes]
+    if state.queue is not None:
+        snap.queue_waited_seconds = state.queue.waited_seconds
     if state.import_ is not None:
         snap.job_name = state.import_.job_name
     if state.import_status is not None:

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any, TextIO
 
 from modelferry.contract import WorkflowState, cause_message
@@ -22,12 +23,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--revision", help="branch, tag or commit (default: main)")
     parser.add_argument("--input", type=argparse.FileType("r"), help="JSON file with more execution input fields")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
+    parser.add_argument(
+        "--batch",
+        type=Path,
+        metavar="FILE",
+        help='run every model of a request file (one request or {"requests": [...]}) at once through one rig',
+    )
+    parser.add_argument(
+        "--imported-models-quota",
+        type=int,
+        metavar="N",
+        help="with --batch: imported models the emulator allows (default: room for the whole batch)",
+    )
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout  # looked up per call, so redirected output is honoured
     if not extra.check_installed(out):
         return 2
+    if args.batch is not None:
+        from modelferry_cli import run_local_batch
+
+        return run_local_batch.run(
+            args.batch, as_json=args.json, imported_models_quota=args.imported_models_quota, out=out
+        )
     from modelferry_cli.local.hub import DEMO_REPO_ID
 
     hf_endpoint = os.environ.get("HF_ENDPOINT")

@@ -68,10 +68,39 @@ def _stage_detail(snap: Snapshot, stage: StageRow) -> str:
     if stage.shows(Stage.VERIFY) and stage.state == "done" and snap.reply is not None:
         reply = " ".join(snap.reply.split())
         return f"reply {reply[:70]!r}" + ("..." if len(reply) > 70 else "")
-    if stage.shows(Stage.START_IMPORT) and snap.job_status:
+    if stage.shows(Stage.QUEUE) or stage.shows(Stage.START_IMPORT):
+        return _import_detail(snap, stage)
+    return ""
+
+
+def _import_detail(snap: Snapshot, stage: StageRow) -> str:
+    if stage.shows(Stage.QUEUE):
+        return _queue_detail(snap, stage)
+    if snap.job_status:
         polls = f" ({snap.job_polls} polls)" if snap.job_polls else ""
         return f"{snap.job_name or '-'}  {snap.job_status}  {human_seconds(snap.job_elapsed_seconds)}{polls}"
     return ""
+
+
+def _queue_detail(snap: Snapshot, stage: StageRow) -> str:
+    """In line: the place and who holds the slot; once through: how long the run waited for it."""
+    place = snap.queue_place
+    if stage.state == "running" and place is not None:
+        if place.position == 0:
+            return "holds the import slot"
+        ahead = f"{place.position - 1} ahead in line, " if place.position > 1 else "first in line, "
+        holder = f"import slot held by {place.holder_model or '?'} ({(place.holder or '?').rsplit(':', 1)[-1]})"
+        if place.holder is None:
+            return f"{ordinal(place.position)} in line"
+        return f"{ordinal(place.position)} in line: {ahead}{holder}"
+    if stage.state == "done" and snap.queue_waited_seconds is not None:
+        return f"waited {human_seconds(snap.queue_waited_seconds)} for the import slot"
+    return ""
+
+
+def ordinal(number: int) -> str:
+    suffix = "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    return f"{number}{suffix}"
 
 
 def _name(snap: Snapshot) -> str:
@@ -187,6 +216,9 @@ class PlainReporter:
                 self._say((stage.name, "started"), f"{stage.name} started")
             if stage.shows(Stage.COPY) and stage.state in {"running", "done"}:
                 self._copy_lines(snap)
+            if stage.shows(Stage.QUEUE) and stage.state == "running" and snap.queue_place is not None:
+                place = snap.queue_place
+                self._say(("queue", place.position, place.holder), f"Queue: {_queue_detail(snap, stage)}")
             if stage.shows(Stage.START_IMPORT) and snap.job_status:
                 text = f"Import {snap.job_name or '-'}: {snap.job_status}, {human_seconds(snap.job_elapsed_seconds)}"
                 self._say(("import", snap.job_polls, snap.job_status), text)

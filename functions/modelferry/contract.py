@@ -11,8 +11,10 @@ The state document (`WorkflowState`) grows as the execution runs:
     Plan            -> plan          (PlanResult)
     CopyFiles       -> (nothing: each file's result stays in its Map child)
     ValidateInS3    -> validation    (ValidateResult)
+    JoinImportQueue -> queue         (QueueTurn: sent with the task token when the slot is this run's)
     StartImport     -> import        (ImportStarted)
     CheckImport     -> import_status (ImportStatus; UseExistingModel writes one too)
+    ReleaseImportSlot -> queue_release (SlotReleased)
     VerifyModel     -> verify        (VerifyResult)
     Notify*         -> notification  (NotifyResult)
     any Catch       -> failure (Failure), failed_stage (Stage)
@@ -38,6 +40,7 @@ class Stage(StrEnum):
     PLAN = "plan"
     COPY = "copy"
     VALIDATE = "validate"
+    QUEUE = "queue"
     START_IMPORT = "start_import"
     WAIT_FOR_IMPORT = "wait_for_import"
     VERIFY = "verify"
@@ -52,6 +55,7 @@ _STAGE_LABELS = {
     Stage.PLAN: "Plan",
     Stage.COPY: "Copy files",
     Stage.VALIDATE: "Validate in S3",
+    Stage.QUEUE: "Wait for the import slot",
     Stage.START_IMPORT: "Start import",
     Stage.WAIT_FOR_IMPORT: "Wait for import",
     Stage.VERIFY: "Verify model",
@@ -88,6 +92,11 @@ class RunInfo(BaseModel):
     client_request_token: str
     import_role_arn: str
     poll_seconds: int
+    queue_wait_seconds: int = Field(
+        default=172800,
+        description="Ceiling on the time in line for the import slot (stack parameter ImportQueueWaitSeconds); the "
+        "JoinImportQueue task's TimeoutSecondsPath.",
+    )
     if_exists: Literal["fail", "reuse", "replace"]
     verify_prompt: str
     verify_expect: str | None
@@ -290,6 +299,15 @@ class StartImportEvent(StageEvent):
     run: RunInfo
 
 
+class JoinQueueEvent(StageEvent):
+    run: RunInfo
+    task_token: str = Field(description="$$.Task.Token: SendTaskSuccess with it gives this run the import slot.")
+
+
+class ReleaseSlotEvent(StageEvent):
+    """The holder gives the slot up (its job ended); the next in line gets it."""
+
+
 class CheckImportEvent(StageEvent):
     job_arn: str
 
@@ -357,6 +375,33 @@ class ImportJobStatus(StrEnum):
     COMPLETED = "Completed"
     FAILED = "Failed"
     REUSED = "Reused"
+
+
+class QueueTurn(BaseModel):
+    """The output of SendTaskSuccess to a run waiting in line: the import slot is its own from `granted_at`."""
+
+    region: str
+    ticket: int = Field(description="Place in the order of arrival: tickets grow by one per run that joins.")
+    queued_at: str
+    granted_at: str
+    waited_seconds: int
+
+
+class QueuePlace(BaseModel):
+    """Where a run stands in line (what JoinImportQueue logs, `modelferry status` and `modelferry queue` show)."""
+
+    execution_arn: str
+    model_name: str
+    ticket: int
+    queued_at: str
+    position: int = Field(description="0 for the slot holder, 1 for the first in line, ...")
+    holder: str | None = Field(description="Execution ARN of the run holding the slot, if any.")
+    holder_model: str | None = None
+
+
+class SlotReleased(BaseModel):
+    released: bool = Field(description="This run held the slot and gave it up now (False on a repeated call).")
+    next_execution: str | None = Field(description="The run the slot went to, if anyone was in line.")
 
 
 class ImportStarted(BaseModel):
@@ -446,8 +491,10 @@ class WorkflowState(BaseModel):
     execution: ExecutionInfo
     plan: PlanResult | None = None
     validation: ValidateResult | None = None
+    queue: QueueTurn | None = None
     import_: ImportStarted | None = Field(default=None, alias="import")
     import_status: ImportStatus | None = None
+    queue_release: SlotReleased | None = None
     verify: VerifyResult | None = None
     notification: NotifyResult | None = None
     failure: Failure | None = None

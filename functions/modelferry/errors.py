@@ -117,6 +117,10 @@ class ImportQuotaWaitTimedOut(ModelferryError):
     """Other import jobs kept the one-job-per-Region quota busy past the wait ceiling (ImportQuotaWaitSeconds)."""
 
 
+class ImportQueueUnavailable(ModelferryError):
+    """The import queue's table or Step Functions' task-token API answered a throttling or server error: retry."""
+
+
 class ImportedModelQuotaReached(ModelferryError):
     """The account holds as many imported models as its quota allows: delete one or raise the quota."""
 

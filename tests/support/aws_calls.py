@@ -2,7 +2,8 @@
 
 From a handler's entry function it follows calls into modelferry's own functions and classes (a class reached is
 walked whole) and records every `receiver.method(` call whose receiver is named like a boto3 client the code passes
-around (`s3`, `s3_client`, `target.s3`, `self.s3`, `bedrock`, `runtime`, `sns`, `events`, `sfn`). It over-approximates
+around (`s3`, `s3_client`, `target.s3`, `self.s3`, `bedrock`, `runtime`, `sns`, `events`, `sfn`,
+`dynamodb`); a class's modelferry base classes are walked with it. It over-approximates
 (a branch not taken still counts), which is what a permission check and a worst-case timeout need.
 """
 
@@ -24,6 +25,7 @@ CLIENT_NAMES = {
     "sns": "sns",
     "events": "events",
     "sfn": "stepfunctions",
+    "dynamodb": "dynamodb",
 }
 
 
@@ -78,6 +80,9 @@ class _Walk:
             self.body(module, parsed.functions[name])
         elif name in parsed.classes:
             self.body(module, parsed.classes[name])
+            for base in parsed.classes[name].bases:
+                if isinstance(base, ast.Name):
+                    self.definition(module, base.id)
         elif name in parsed.imports:
             self.definition(*parsed.imports[name])
 

@@ -1,4 +1,4 @@
-"""The shape of the domain package: six stages that never import each other, a contract on the ground floor, and
+"""The shape of the domain package: seven stages that never import each other, a contract on the ground floor, and
 handlers that load only what their stage needs (a CheckImport cold start must not pay for the Hub client or the
 transfer engine)."""
 
@@ -15,7 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "functions" / "modelferry"
-STAGES = ("plan", "copy", "validate", "import_", "verify", "notify")
+STAGES = ("plan", "copy", "validate", "queue", "import_", "verify", "notify")
 HEAVY = ("huggingface_hub", "httpx", "modelferry.transfer", "modelferry.validation")
 
 
@@ -31,7 +31,7 @@ def _imports(path: Path) -> set[str]:
     return found
 
 
-def test_the_stage_modules_are_the_six_boxes_of_the_diagram() -> None:
+def test_the_stage_modules_are_the_seven_boxes_of_the_diagram() -> None:
     present = {p.stem for p in (PACKAGE / "stages").glob("*.py")} - {"__init__"}
     assert present == set(STAGES)
 
@@ -73,7 +73,18 @@ def _loaded_by(handler_module: str) -> set[str]:
     return set(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
-@pytest.mark.parametrize("handler", ["check_import", "start_import", "verify_model", "notify"])
+@pytest.mark.parametrize(
+    "handler",
+    [
+        "join_import_queue",
+        "release_import_slot",
+        "clean_up_import_queue",
+        "check_import",
+        "start_import",
+        "verify_model",
+        "notify",
+    ],
+)
 def test_the_import_verify_and_notify_handlers_load_no_hub_client_and_no_engine(handler: str) -> None:
     loaded = _loaded_by(f"modelferry.handlers.{handler}")
     assert f"modelferry.handlers.{handler}" in loaded

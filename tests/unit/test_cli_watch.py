@@ -79,7 +79,15 @@ PLAN = {
 RECEIVED = {"request": REQUEST, "execution": {"id": ARN, "name": "run-1", "start_time": T0.isoformat()}}
 PLAN_OUTPUT = {**RECEIVED, "plan": PLAN}
 VALIDATED = {**PLAN_OUTPUT, "validation": {**CAPTURED["validation"], "fixes": []}}
-IMPORT_STARTED = {**VALIDATED, "import": {**CAPTURED["import"], "job_name": "mf-x"}}
+TURN = {
+    "region": "us-east-1",
+    "ticket": 7,
+    "queued_at": "2026-12-02T20:00:11+00:00",
+    "granted_at": "2026-12-02T20:00:11+00:00",
+    "waited_seconds": 0,
+}
+QUEUED = {**VALIDATED, "queue": TURN}
+IMPORT_STARTED = {**QUEUED, "import": {**CAPTURED["import"], "job_name": "mf-x"}}
 IMPORTED = {
     **IMPORT_STARTED,
     "import_status": {**CAPTURED["import_status"], "status": "Completed", "elapsed_seconds": 590},
@@ -169,7 +177,7 @@ def test_bytes_per_file_come_from_objects_and_uploads_in_flight(s3: Any) -> None
     ]
     assert snap.current_stage is not None
     assert snap.current_stage.name == "Copy"
-    assert [s.state for s in snap.stages] == ["done", "running", "pending", "pending", "pending", "pending"]
+    assert [s.state for s in snap.stages] == ["done", "running", "pending", "pending", "pending", "pending", "pending"]
     block = "\n".join(render_block(snap))
     assert f"1/3 files  {bar(1200 + 5 * MIB, 21 * MIB + 1200)}" in block
     assert "model-00001-of-00002.safetensors  [########------------]  42%  5.0 MiB of 12.0 MiB" in block
@@ -199,6 +207,8 @@ def _verify_history(*tail: dict[str, Any]) -> list[dict[str, Any]]:
         _event("MapStateExited", 10, name="CopyFiles", output=json.dumps(PLAN_OUTPUT)),
         _event("TaskStateEntered", 10, name="ValidateInS3"),
         _event("TaskStateExited", 11, name="ValidateInS3", output=json.dumps(VALIDATED)),
+        _event("TaskStateEntered", 11, name="JoinImportQueue"),
+        _event("TaskStateExited", 11, name="JoinImportQueue", output=json.dumps(QUEUED)),
         _event("TaskStateEntered", 11, name="StartImport"),
         _event("TaskStateExited", 12, name="StartImport", output=json.dumps(IMPORT_STARTED)),
         _event("TaskStateEntered", 600, name="CheckImport"),
@@ -247,6 +257,7 @@ def test_a_failed_execution_names_the_stage_the_cause_and_what_to_do(s3: Any) ->
         ("Plan", "done"),
         ("Copy", "done"),
         ("Validate", "done"),
+        ("Queue", "done"),
         ("Import", "done"),
         ("Verify", "failed"),
         ("Notify", "done"),
@@ -256,7 +267,7 @@ def test_a_failed_execution_names_the_stage_the_cause_and_what_to_do(s3: Any) ->
     assert "  result   FAILED at Verify after 30 min 1 s: ModelNotReadyTimedOut" in block
     assert f"  cause    {message}" in block
     assert f"  next     {NEXT_STEPS['ModelNotReadyTimedOut']}" in block
-    assert snap.to_json()["stages"][4] == {"name": "Verify", "state": "failed", "seconds": 1199.0}
+    assert snap.to_json()["stages"][5] == {"name": "Verify", "state": "failed", "seconds": 1199.0}
 
 
 def test_plain_lines_are_printed_once_and_the_live_view_redraws_over_itself(s3: Any) -> None:
@@ -352,7 +363,7 @@ def test_every_state_of_the_definition_shows_on_the_row_of_its_stage() -> None:
     for name, state in states.items():
         if state.get("ResultPath") == "$.failed_stage":
             assert STAGE_OF_STATE[name] == Stage(state["Result"]), name
-    assert ROWS == ("Plan", "Copy", "Validate", "Import", "Verify", "Notify")
+    assert ROWS == ("Plan", "Copy", "Validate", "Queue", "Import", "Verify", "Notify")
 
 
 def test_a_succeeded_run_shows_the_model_and_reply_its_state_recorded(s3: Any) -> None:
@@ -372,7 +383,7 @@ def test_a_succeeded_run_shows_the_model_and_reply_its_state_recorded(s3: Any) -
 
     model_arn = CAPTURED["import_status"]["imported_model_arn"]
     block = render_block(snap)
-    assert [s.state for s in snap.stages] == ["done"] * 6
+    assert [s.state for s in snap.stages] == ["done"] * 7
     assert f"  model    {model_arn}" in block
     assert f"  reply    {CAPTURED['verify']['reply']!r}" in block
     assert snap.to_json()["imported_model_arn"] == model_arn

@@ -20,11 +20,16 @@ from modelferry.contract import (
     ImportJobStatus,
     ImportStarted,
     ImportStatus,
+    JoinQueueEvent,
     NotifyEvent,
     NotifyResult,
     PlanEvent,
     PlanResult,
+    QueueTurn,
+    ReleaseSlotEvent,
+    RunInfo,
     RunLayout,
+    SlotReleased,
     Stage,
     StartImportEvent,
     ValidateEvent,
@@ -46,6 +51,7 @@ LAMBDA_TASKS: dict[str, tuple[type[BaseModel], type[BaseModel]]] = {
     "ValidateInS3": (ValidateEvent, ValidateResult),
     "StartImport": (StartImportEvent, ImportStarted),
     "CheckImport": (CheckImportEvent, ImportStatus),
+    "ReleaseImportSlot": (ReleaseSlotEvent, SlotReleased),
     "VerifyModel": (VerifyEvent, VerifyResult),
     "NotifySuccess": (NotifyEvent, NotifyResult),
     "NotifyFailure": (NotifyEvent, NotifyResult),
@@ -73,6 +79,21 @@ def test_each_lambda_result_kept_is_the_stage_result_model(state_name: str) -> N
     selector = STATES[state_name]["ResultSelector"]
     assert _keys(selector) == _aliases(result_model)
     assert all(value == f"$.Payload.{key.removesuffix('.$')}" for key, value in selector.items())
+
+
+def test_the_queue_task_sends_its_token_and_keeps_the_turn_sendtasksuccess_gives_it() -> None:
+    """A `.waitForTaskToken` task's result is the output of SendTaskSuccess, not a Lambda reply: no `Payload`."""
+    state = STATES["JoinImportQueue"]
+    assert state["Resource"] == "arn:aws:states:::lambda:invoke.waitForTaskToken"
+    payload = state["Parameters"]["Payload"]
+    assert _keys(payload) == _aliases(JoinQueueEvent)
+    assert payload["task_token.$"] == "$$.Task.Token"
+    selector = state["ResultSelector"]
+    assert _keys(selector) == _aliases(QueueTurn)
+    assert all(value == f"$.{key.removesuffix('.$')}" for key, value in selector.items())
+    assert state["ResultPath"] == "$.queue"
+    assert state["TimeoutSecondsPath"] == "$.plan.run.queue_wait_seconds"
+    assert "queue_wait_seconds" in RunInfo.model_fields
 
 
 def test_the_copy_item_is_the_copy_input_model_and_keeps_a_bounded_part_of_the_result() -> None:
@@ -126,13 +147,14 @@ def test_the_statuses_the_definition_branches_on_are_the_known_job_statuses() ->
 
 
 def test_every_payload_carries_the_execution_arn_as_its_correlation_id() -> None:
-    payloads = [STATES[name]["Parameters"]["Payload"] for name in LAMBDA_TASKS]
+    payloads = [STATES[name]["Parameters"]["Payload"] for name in [*LAMBDA_TASKS, "JoinImportQueue"]]
     payloads.append(STATES["CopyFiles"]["ItemSelector"])
     assert all(p["execution_id.$"] == "$.execution.id" for p in payloads)
     handlers = (ROOT / "functions" / "modelferry" / "handlers").glob("*.py")
     paths = {m for h in handlers for m in re.findall(r'correlation_id_path="([^"]+)"', h.read_text())}
-    # The request-file trigger runs before any execution: the EventBridge event id is its correlation id.
-    assert paths == {"execution_id", "id"}
+    # The request-file trigger runs before any execution: the EventBridge event id is its correlation id. The
+    # import queue's cleanup serves an execution that has ended: the ARN its status-change event names.
+    assert paths == {"execution_id", "id", "detail.executionArn"}
 
 
 @pytest.mark.parametrize(

@@ -117,6 +117,27 @@ def test_poll_parameters_are_bounded_both_ways(parameters: dict[str, Any]) -> No
         assert parameters[name]["MinValue"] <= parameters[name]["Default"] <= parameters[name]["MaxValue"]
 
 
+def test_waiting_in_line_is_one_task_whatever_its_length(asl: dict[str, Any], parameters: dict[str, Any]) -> None:
+    """The time in line for the import slot adds a fixed number of events: one task-token wait, entered once (only
+    ValidateInS3 leads to it), bounded by TimeoutSecondsPath; its parameter is bounded and larger than the quota wait
+    (a batch of fifty 20B imports needs 8 to 12 hours of line)."""
+    states = asl["States"]
+    join = states["JoinImportQueue"]
+    assert join["Resource"].endswith(".waitForTaskToken")
+    assert join["TimeoutSecondsPath"] == "$.plan.run.queue_wait_seconds"
+    leading_in = [
+        name
+        for name, state in states.items()
+        if state.get("Next") == "JoinImportQueue"
+        or any(c.get("Next") == "JoinImportQueue" for c in state.get("Choices", []) + state.get("Catch", []))
+    ]
+    assert leading_in == ["ValidateInS3"]
+    line = parameters["ImportQueueWaitSeconds"]
+    assert line["MinValue"] <= line["Default"] <= line["MaxValue"] <= 7 * 24 * 3600
+    assert line["Default"] > parameters["ImportQuotaWaitSeconds"]["Default"]
+    assert line["Default"] >= 12 * 3600
+
+
 # --- the copy's child work ---------------------------------------------------------------------------------------
 MAP_RESULT_LIMIT = 256 * 1024
 FARGATE_ITEMS = 500  # more than any model has files above the Lambda threshold (200 GB / 20 GiB is 10)

@@ -36,6 +36,15 @@ COPY_CALLS = {
     ("s3", "delete_object"),
     ("secretsmanager", "get_secret_value"),
 }
+# The import queue's hand-over of the slot (join, release and cleanup all run it); only joining adds a new item.
+QUEUE_CALLS = {
+    ("dynamodb", "get_item"),
+    ("dynamodb", "update_item"),
+    ("dynamodb", "delete_item"),
+    ("dynamodb", "query"),
+    ("stepfunctions", "send_task_success"),
+    ("stepfunctions", "describe_execution"),
+}
 # What each function's code calls, as the code makes the calls: (boto3 service, method). A new call changes the
 # walker's answer and fails test_the_table_is_what_the_code_calls until it is added here, where
 # test_every_call_is_allowed then wants its permission.
@@ -59,6 +68,9 @@ CALLS = {
     },
     # GetImportedModel: a Completed job with no importedModelArn is looked up by the model's name.
     "CheckImportFunction": {("bedrock", "get_model_import_job"), ("bedrock", "get_imported_model")},
+    "JoinImportQueueFunction": QUEUE_CALLS | {("dynamodb", "put_item")},
+    "ReleaseImportSlotFunction": QUEUE_CALLS,
+    "CleanUpImportQueueFunction": QUEUE_CALLS,
     "VerifyModelFunction": {
         ("bedrock", "get_imported_model"),
         ("bedrock-runtime", "invoke_model"),
@@ -106,6 +118,8 @@ OTHER_ACTIONS = {
     ("sns", "publish"): {"sns:Publish"},
     ("events", "put_events"): {"events:PutEvents"},
     ("stepfunctions", "start_execution"): {"states:StartExecution"},
+    ("stepfunctions", "send_task_success"): {"states:SendTaskSuccess"},
+    ("stepfunctions", "describe_execution"): {"states:DescribeExecution"},
     ("secretsmanager", "get_secret_value"): {"secretsmanager:GetSecretValue"},
 }
 
@@ -117,17 +131,30 @@ def _camel(method: str) -> str:
 def iam_actions(service: str, method: str) -> set[str]:
     if service == "s3":
         return S3_ACTIONS[method]
-    if service == "bedrock":
-        return {f"bedrock:{_camel(method)}"}
+    if service in {"bedrock", "dynamodb"}:
+        return {f"{service}:{_camel(method)}"}
     return OTHER_ACTIONS[(service, method)]
 
 
-def policies_of(resource: dict[str, Any]) -> Any:
-    return resource["Properties"]["Policies"]
+def policies_of(resource: dict[str, Any], attached: list[Any] = ()) -> Any:  # type: ignore[assignment]
+    return [resource["Properties"]["Policies"], *attached]
 
 
-def grants(resource: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any], tuple[str, ...]]]:
-    for statement, conditions in statements(policies_of(resource)):
+def attached_policies(resources: dict[str, Any], logical_id: str) -> list[Any]:
+    """Policies attached to a function's SAM-made role (`<Function>Role`) beside it, where a policy must name the
+    state machine that names the function (a cycle inside the function's own Policies)."""
+    return [
+        r["Properties"]["PolicyDocument"]
+        for r in resources.values()
+        if r["Type"] == "AWS::IAM::RolePolicy" and r["Properties"]["RoleName"] == {"Ref": f"{logical_id}Role"}
+    ]
+
+
+def grants(
+    resource: dict[str, Any],
+    attached: list[Any] = (),  # type: ignore[assignment]
+) -> Iterator[tuple[str, dict[str, Any], tuple[str, ...]]]:
+    for statement, conditions in statements(policies_of(resource, attached)):
         if statement["Effect"] == "Allow":
             for action in actions(statement):
                 yield action, statement, conditions
@@ -164,7 +191,7 @@ def test_the_walker_follows_helpers_and_classes() -> None:
 
 @pytest.mark.parametrize("logical_id", sorted(CALLS))
 def test_every_call_is_allowed(resources: dict[str, Any], logical_id: str) -> None:
-    granted = {action for action, _, _ in grants(resources[logical_id])}
+    granted = {action for action, _, _ in grants(resources[logical_id], attached_policies(resources, logical_id))}
     missing = {
         f"{service}.{method} needs {action}"
         for service, method in CALLS[logical_id]

@@ -167,9 +167,10 @@ def test_function_substitutions_point_at_functions_of_the_template(
     lambda_placeholders = {
         state["Parameters"]["FunctionName"][2:-1]
         for _, _, state in all_states(asl)
-        if state.get("Resource") == "arn:aws:states:::lambda:invoke"
+        if state.get("Resource")
+        in {"arn:aws:states:::lambda:invoke", "arn:aws:states:::lambda:invoke.waitForTaskToken"}
     }
-    assert len(lambda_placeholders) == 7
+    assert len(lambda_placeholders) == 9
     for placeholder in lambda_placeholders:
         logical_id, attribute = substitutions[placeholder]["Fn::GetAtt"]
         assert attribute == "Arn"

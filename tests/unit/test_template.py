@@ -37,6 +37,7 @@ EXPECTED_ENVIRONMENT = {
         "HF_TOKEN_SECRET_ARN",
         "IMPORT_ROLE_ARN",
         "IMPORT_POLL_SECONDS",
+        "IMPORT_QUEUE_WAIT_SECONDS",
         "LAMBDA_MAX_FILE_BYTES",
         "COPY_TASK_ENABLED",
         "COPY_TASK_SUBNETS",
@@ -45,8 +46,10 @@ EXPECTED_ENVIRONMENT = {
     },
     "CopyFileFunction": {"MODEL_BUCKET", "HF_ENDPOINT", "HF_TOKEN_SECRET_ARN"},
     "ValidateInS3Function": {"MODEL_BUCKET"},
+    "JoinImportQueueFunction": {"IMPORT_QUEUE_TABLE"},
     "StartImportFunction": {"IMPORT_QUOTA_WAIT_SECONDS"},
     "CheckImportFunction": {"IMPORT_TIMEOUT_SECONDS"},
+    "ReleaseImportSlotFunction": {"IMPORT_QUEUE_TABLE"},
     "VerifyModelFunction": {"MODEL_NOT_READY_BUDGET_SECONDS"},
     "NotifyFunction": {"TOPIC_ARN", "EVENT_BUS_NAME", "PRICE_PER_CMU_MINUTE", "STORAGE_PRICE_PER_CMU_MONTH"},
 }
@@ -151,7 +154,7 @@ def test_globals_share_one_code_uri_runtime_and_tracing(template: dict[str, Any]
     assert not overriding, f"functions with their own CodeUri/Runtime (SAM would build them separately): {overriding}"
 
 
-def test_the_state_machine_invokes_the_seven_stage_functions(resources: dict[str, Any]) -> None:
+def test_the_state_machine_invokes_the_nine_stage_functions(resources: dict[str, Any]) -> None:
     substitutions = resources["ModelImportStateMachine"]["Properties"]["DefinitionSubstitutions"]
     invoked = {value["Fn::GetAtt"][0] for value in substitutions.values() if "Fn::GetAtt" in value}
     assert {name for name in invoked if resources[name]["Type"] == FUNCTION} == set(EXPECTED_ENVIRONMENT)
@@ -382,7 +385,7 @@ def test_state_machine_can_run_its_distributed_map_and_nothing_else_of_step_func
     assert set(granted) == {"states:StartExecution", "states:DescribeExecution", "states:StopExecution"}
 
 
-def test_state_machine_invokes_exactly_the_seven_stage_functions(resources: dict[str, Any]) -> None:
+def test_state_machine_invokes_exactly_the_nine_stage_functions(resources: dict[str, Any]) -> None:
     (invoke,) = [s for s in allow_statements(resources["StateMachineRole"]) if "lambda:InvokeFunction" in actions(s)]
     assert {target["Fn::GetAtt"][0] for target in invoke["Resource"]} == set(EXPECTED_ENVIRONMENT)
 

@@ -83,6 +83,9 @@ def test_every_events_file_is_what_the_state_machine_sends_and_its_handler_accep
     assert results["ValidateInS3Function"]["verdict"] in {"ok", "fixable"}
     assert results["StartImportFunction"]["job_arn"] == report.output["import"]["job_arn"]  # same token, same job
     assert results["CheckImportFunction"]["status"] == "Completed"
+    # The run has ended: a late JoinImportQueue takes no place, a late release has nothing to give back.
+    assert results["JoinImportQueueFunction"] == {}
+    assert results["ReleaseImportSlotFunction"] == {"released": False, "next_execution": None}
     assert results["VerifyModelFunction"]["finish_reason"]
     assert results["NotifyFunction"]["subject"].endswith("imported and verified")
     assert "FAILED at Plan" in failure_result["subject"]

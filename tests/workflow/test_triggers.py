@@ -361,7 +361,7 @@ def test_watch_redraws_in_place_on_a_terminal(rig: LocalRig, monkeypatch: pytest
     assert "result" not in first
     assert int(frames[1]) == len(first.splitlines())  # the cursor goes back exactly over the previous frame
     assert "  SUCCEEDED  " in final.splitlines()[0]
-    assert [line.split()[0] for line in final.splitlines() if re.match(r"^  (ok|>>|\.\.|!!)  ", line)] == ["ok"] * 6
+    assert [line.split()[0] for line in final.splitlines() if re.match(r"^  (ok|>>|\.\.|!!)  ", line)] == ["ok"] * 7
     assert "  result   SUCCEEDED in" in final
 
 

@@ -23,8 +23,10 @@ FILES = {
     "PlanFunction": "plan.json",
     "CopyFileFunction": "copy-file.json",
     "ValidateInS3Function": "validate-in-s3.json",
+    "JoinImportQueueFunction": "join-import-queue.json",
     "StartImportFunction": "start-import.json",
     "CheckImportFunction": "check-import.json",
+    "ReleaseImportSlotFunction": "release-import-slot.json",
     "VerifyModelFunction": "verify-model.json",
     "NotifyFunction": "notify-succeeded.json",
 }
@@ -44,6 +46,10 @@ VOLATILE_KEYS = {
     "created_at",
     "tokens_per_second",
     "cold_start_seconds",
+    "task_token",
+    "queued_at",
+    "granted_at",
+    "waited_seconds",
 }
 
 

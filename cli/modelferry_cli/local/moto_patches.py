@@ -393,3 +393,74 @@ def imports_read_as_their_role(principal_of_role: Callable[[str], Principal | No
     )
     with mock.patch.object(service, "_ROUTES", routes):
         yield
+
+
+@contextmanager
+def stop_ends_task_token_waits() -> Iterator[None]:
+    """StopExecution ends an execution waiting for a task token at once, ABORTED, as on AWS ("StopExecution" in the
+    Step Functions API reference). moto marks the execution stopped but leaves its task waiting until the task's
+    timeout, and the wait, woken, then overwrites the stop with a States.Timeout failure."""
+    from moto.stepfunctions.parser.asl.eval.environment import Environment
+    from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
+    from moto.stepfunctions.parser.backend.execution import Execution
+
+    original_stop = Execution.stop
+    original_set_error = Environment.set_error
+
+    def stop(self: Any, stop_date: Any, error: str | None, cause: str | None) -> None:
+        original_stop(self, stop_date=stop_date, error=error, cause=cause)
+        worker = self.exec_worker
+        if worker is not None:
+            for endpoint in list(worker.env.callback_pool_manager._pool.values()):
+                endpoint.interrupt_all()
+
+    def set_error(self: Any, error: Any) -> None:
+        if isinstance(self._program_state, ProgramStopped):
+            return  # a stopped execution stays stopped: whatever its interrupted task reports comes too late
+        original_set_error(self, error)
+
+    with ExitStack() as stack:
+        stack.enter_context(mock.patch.object(Execution, "stop", stop))
+        stack.enter_context(mock.patch.object(Environment, "set_error", set_error))
+        yield
+
+
+@dataclass(frozen=True)
+class EndedExecution:
+    execution_arn: str
+    state_machine_arn: str
+    name: str
+    status: str  # SUCCEEDED, FAILED, TIMED_OUT or ABORTED
+    start_date: Any
+    stop_date: Any
+    error: str | None
+    cause: str | None
+
+
+@contextmanager
+def on_execution_end(callback: Callable[[EndedExecution], None]) -> Iterator[None]:
+    """Call `callback` once each execution has ended, on the thread that ran it (moto emits no "Step Functions
+    Execution Status Change" event; the rig builds it from this)."""
+    from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
+
+    original = BaseExecutionWorkerCommunication.terminated
+
+    def terminated(self: Any) -> None:
+        original(self)
+        execution = self.execution
+        status = execution.exec_status
+        callback(
+            EndedExecution(
+                execution_arn=execution.exec_arn,
+                state_machine_arn=execution.state_machine_arn,
+                name=execution.name,
+                status=getattr(status, "value", str(status)),
+                start_date=execution.start_date,
+                stop_date=execution.stop_date,
+                error=execution.error,
+                cause=execution.cause,
+            )
+        )
+
+    with mock.patch.object(BaseExecutionWorkerCommunication, "terminated", terminated):
+        yield

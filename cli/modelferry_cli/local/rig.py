@@ -20,10 +20,10 @@ import threading
 import time
 import uuid
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -35,6 +35,7 @@ from modelferry_cli.local import iam
 from modelferry_cli.local import template as cfn
 from modelferry_cli.local.bedrock import BedrockEmulator, EmulatorBehaviour
 from modelferry_cli.local.moto_patches import (
+    EndedExecution,
     FakeLambdaContext,
     SimulatedClock,
     context_start_time_as_text,
@@ -44,8 +45,10 @@ from modelferry_cli.local.moto_patches import (
     imports_read_as_their_role,
     in_process_lambdas,
     local_fargate,
+    on_execution_end,
     resolve_handler,
     simulated_waits,
+    stop_ends_task_token_waits,
     terminal_errors_escape_states_all,
 )
 
@@ -54,6 +57,8 @@ REGION = "us-east-1"
 ACCOUNT = "123456789012"
 BUCKET = "modelferry-local-models"
 EVENT_BUS = "modelferry-local-outcomes"
+IMPORT_QUEUE_TABLE = "modelferry-local-import-queue"
+STATUS_CHANGE = "Step Functions Execution Status Change"
 # What the copy task's task definition gives its container (template.yaml), besides the COPY_ITEM override.
 COPY_TASK_ENVIRONMENT = ("MODEL_BUCKET", "HF_ENDPOINT", "HF_TOKEN_SECRET_ARN", "HF_HUB_DISABLE_XET")
 TOKEN_SECRET_NAME = "modelferry/local/hf-token"  # noqa: S105 - a name, not a secret
@@ -137,6 +142,8 @@ def local_settings(hf_endpoint: str, overrides: dict[str, str] | None = None) ->
         "IMPORT_POLL_SECONDS": "60",
         "IMPORT_TIMEOUT_SECONDS": "14400",
         "IMPORT_QUOTA_WAIT_SECONDS": "21600",
+        "IMPORT_QUEUE_WAIT_SECONDS": "172800",
+        "IMPORT_QUEUE_TABLE": IMPORT_QUEUE_TABLE,
         "MODEL_NOT_READY_BUDGET_SECONDS": "1200",
         "LAMBDA_MAX_FILE_BYTES": str(20 * 1024**3),
         "COPY_TASK_ENABLED": "false",
@@ -173,12 +180,15 @@ class LocalRig:
         template_path: Path = REPO_ROOT / "template.yaml",
         kms_key: bool = False,
         iam_off_because: str | None = None,
+        definition_transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> None:
         """`kms_key`: the bucket is encrypted with a customer managed key (the template's KmsKeyArn), so every
         object read and write also needs that key. `iam_off_because`: turns IAM enforcement off (it is on by
         default); a test that needs that says why."""
         if iam_off_because is not None and not iam_off_because.strip():
             raise ValueError("iam_off_because: say why IAM enforcement is off for this rig")
+        # A benchmark's variant of the definition (e.g. without the import queue, to compare); None for the real one.
+        self._definition_transform = definition_transform
         self._hf_endpoint = hf_endpoint
         self._behaviour = behaviour
         self._settings_overrides = settings or {}
@@ -256,6 +266,7 @@ class LocalRig:
         os.environ["AWS_ENDPOINT_URL_BEDROCK"] = os.environ["AWS_ENDPOINT_URL_BEDROCK_RUNTIME"] = str(self.bedrock.url)
 
         self._create_aws_resources()
+        self._create_import_queue_table(template)
         missing = {name for spec in functions.values() for name in spec["environment"] if name not in os.environ}
         if missing:
             raise RuntimeError(f"template.yaml gives functions variables the local rig does not set: {sorted(missing)}")
@@ -280,6 +291,8 @@ class LocalRig:
         self._stack.enter_context(local_fargate(self._run_copy_task, self.run_task_requests.append))
         self._stack.enter_context(executions_as(lambda: self.principals.get(self._machine_role)))
         self._template = template
+        self._stack.enter_context(stop_ends_task_token_waits())
+        self._stack.enter_context(self._queue_clock_follows_the_simulated_waits())
         self._function_arns = {logical_id: self._create_function(logical_id) for logical_id in functions}
         self.state_machine_arn = self._create_state_machine(machine)
         os.environ["STATE_MACHINE_ARN"] = self.state_machine_arn
@@ -288,6 +301,7 @@ class LocalRig:
         self._handlers = handlers
         self._machine_id = cfn.state_machine(template)[0]
         self._trigger_queues = self._wire_triggers(template)
+        self._stack.enter_context(on_execution_end(self._send_status_change))
 
     def _start_local_hub(self) -> str:
         from modelferry_cli.local.hub import DEMO_REPO_ID, LocalHub
@@ -366,6 +380,8 @@ class LocalRig:
 
     def _create_state_machine(self, machine: dict[str, Any]) -> str:
         definition = (REPO_ROOT / machine["DefinitionUri"]).read_text()
+        if self._definition_transform is not None:
+            definition = json.dumps(self._definition_transform(json.loads(definition)))
         for key, value in machine.get("DefinitionSubstitutions", {}).items():
             definition = definition.replace("${" + key + "}", self._substitution(key, value))
         response = boto3.client("stepfunctions", region_name=REGION).create_state_machine(
@@ -536,14 +552,18 @@ class LocalRig:
         events = boto3.client("events", region_name=REGION)
         sqs = boto3.client("sqs", region_name=REGION)
         queues = {}
+        self._status_change_rules: set[str] = set()
         for logical_id, resource in template["Resources"].items():
             if resource.get("Type") != "AWS::Events::Rule":
                 continue
             props = resource["Properties"]
+            if STATUS_CHANGE in props["EventPattern"].get("detail-type", []):
+                self._status_change_rules.add(logical_id)
             (target,) = props["Targets"]
             url = sqs.create_queue(QueueName=f"modelferry-local-rule-{logical_id}")["QueueUrl"]
             arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-            events.put_rule(Name=logical_id, EventPattern=json.dumps(_local_value(props["EventPattern"])))
+            pattern = _local_value(props["EventPattern"], {self._machine_id: self.state_machine_arn})
+            events.put_rule(Name=logical_id, EventPattern=json.dumps(pattern))
             events.put_targets(Rule=logical_id, Targets=[{"Id": "queue", "Arn": arn}])
             queues[logical_id] = (url, target)
         return queues
@@ -578,6 +598,61 @@ class LocalRig:
             result = {"errorType": type(exc).__name__, "errorMessage": str(exc)}
         self._record_call(function, event, result)
         return result
+
+    # --- the import queue: its table, its clock and the execution status changes its cleanup rule receives ------
+    def _create_import_queue_table(self, template: dict[str, Any]) -> None:
+        """The queue's table as the template declares it (keys and billing), in moto's DynamoDB."""
+        props = template["Resources"]["ImportQueueTable"]["Properties"]
+        boto3.client("dynamodb", region_name=REGION).create_table(
+            TableName=IMPORT_QUEUE_TABLE,
+            AttributeDefinitions=props["AttributeDefinitions"],
+            KeySchema=props["KeySchema"],
+            BillingMode=props["BillingMode"],
+        )
+
+    def _queue_clock_follows_the_simulated_waits(self) -> Any:
+        """The queue measures the time in line on a clock that runs ahead by the skipped waits, as the emulator's
+        does, so the wait a notification reports is the wait the run would have had."""
+
+        def simulated_now() -> datetime:
+            return datetime.now(UTC) + timedelta(seconds=self.clock.total_seconds)
+
+        return mock.patch("modelferry.stages.queue.utc_now", simulated_now)
+
+    def _send_status_change(self, ended: EndedExecution) -> None:
+        """What Step Functions sends the default bus when an execution ends (Step Functions developer guide, "Step
+        Functions events in EventBridge"; moto sends nothing), then delivered to the rules that match it at once."""
+        detail = {
+            "executionArn": ended.execution_arn,
+            "stateMachineArn": ended.state_machine_arn,
+            "name": ended.name,
+            "status": ended.status,
+            "startDate": int(ended.start_date.timestamp() * 1000) if ended.start_date else None,
+            "stopDate": int(ended.stop_date.timestamp() * 1000) if ended.stop_date else None,
+            "error": ended.error,
+            "cause": ended.cause,
+        }
+        boto3.client("events", region_name=REGION).put_events(
+            Entries=[
+                {
+                    "Source": "aws.states",
+                    "DetailType": STATUS_CHANGE,
+                    "Resources": [ended.execution_arn],
+                    "Detail": json.dumps(detail),
+                }
+            ]
+        )
+        self.deliver_status_changes()
+
+    def deliver_status_changes(self) -> list[TriggerDelivery]:
+        """Hand the status-change events the template's rules matched to their targets (the queue cleanup)."""
+        delivered = []
+        for rule, (url, target) in self._trigger_queues.items():
+            if rule not in self._status_change_rules:
+                continue
+            for event in self._drain(url, sns_envelope=False):
+                delivered.append(TriggerDelivery(rule, event, self._deliver(target, event)))
+        return delivered
 
     def _record_call(self, function: str, event: Any, result: Any) -> None:
         # Each Lambda invocation starts with empty metrics; in one process they would pile up (metrics are off
@@ -654,17 +729,21 @@ class TriggerDelivery:
     result: Any  # the execution ARN it started, or what the function returned
 
 
-def _local_value(node: Any) -> Any:
-    """A template value as the local stack has it: the stack creates its bucket (CreateBucket), named BUCKET."""
+def _local_value(node: Any, refs: Mapping[str, str] | None = None) -> Any:
+    """A template value as the local stack has it: the stack creates its bucket (CreateBucket), named BUCKET; other
+    `Ref`s resolve through `refs` (logical id -> local ARN)."""
+    refs = refs or {}
     if isinstance(node, dict):
         if "Fn::If" in node:
             condition, when_true, when_false = node["Fn::If"]
-            return _local_value(when_true if condition == "CreateBucket" else when_false)
+            return _local_value(when_true if condition == "CreateBucket" else when_false, refs)
         if node == {"Ref": "ModelBucket"}:
             return BUCKET
-        return {key: _local_value(value) for key, value in node.items()}
+        if set(node) == {"Ref"} and node["Ref"] in refs:
+            return refs[node["Ref"]]
+        return {key: _local_value(value, refs) for key, value in node.items()}
     if isinstance(node, list):
-        return [_local_value(value) for value in node]
+        return [_local_value(value, refs) for value in node]
     return node
 
 

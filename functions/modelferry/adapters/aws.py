@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     # Development-only stubs (requirements-dev.txt): the Lambda artifact has none of them.
     from mypy_boto3_bedrock import BedrockClient
     from mypy_boto3_bedrock_runtime import BedrockRuntimeClient
+    from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sns import SNSClient
@@ -39,6 +40,10 @@ def client(
 def client(
     service: Literal["stepfunctions"], *, total_max_attempts: int = ..., read_timeout: int = ...
 ) -> SFNClient: ...
+@overload
+def client(
+    service: Literal["dynamodb"], *, total_max_attempts: int = ..., read_timeout: int = ...
+) -> DynamoDBClient: ...
 @overload
 def client(service: Literal["sns"], *, total_max_attempts: int = ..., read_timeout: int = ...) -> SNSClient: ...
 @overload

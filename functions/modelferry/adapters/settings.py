@@ -33,6 +33,7 @@ class PlanSettings(HubSettings):
     runs_prefix: str = Field(alias="RUNS_PREFIX")
     import_role_arn: str = Field(alias="IMPORT_ROLE_ARN")
     import_poll_seconds: int = Field(alias="IMPORT_POLL_SECONDS", ge=1, le=3600)
+    import_queue_wait_seconds: int = Field(alias="IMPORT_QUEUE_WAIT_SECONDS", ge=60)
     lambda_max_file_bytes: int = Field(alias="LAMBDA_MAX_FILE_BYTES", ge=1)
     copy_task_enabled: bool = Field(default=False, alias="COPY_TASK_ENABLED")
     copy_task_subnets: str = Field(default="", alias="COPY_TASK_SUBNETS")
@@ -52,6 +53,10 @@ class ImportSettings(_EnvSettings):
 
 class StartImportSettings(_EnvSettings):
     import_quota_wait_seconds: int = Field(alias="IMPORT_QUOTA_WAIT_SECONDS", ge=60)
+
+
+class ImportQueueSettings(_EnvSettings):
+    import_queue_table: str = Field(alias="IMPORT_QUEUE_TABLE", min_length=3)
 
 
 class VerifySettings(_EnvSettings):

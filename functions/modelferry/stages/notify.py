@@ -50,6 +50,11 @@ NEXT_STEPS: dict[str, str] = {
         "Other imports held the one-job-per-Region quota past ImportQuotaWaitSeconds: see them with "
         "aws bedrock list-model-import-jobs --status-equals InProgress, then start again (copied files are kept)."
     ),
+    "ImportQueueWaitTimedOut": (
+        "The runs ahead in line kept the import slot past ImportQueueWaitSeconds: see the line with modelferry "
+        "queue, then start again (copied files are kept), or raise the parameter for long batches."
+    ),
+    "ImportQueueUnavailable": "The import queue's table or Step Functions kept failing: start again.",
     "ImportedModelQuotaReached": (
         "Delete an imported model you no longer need (aws bedrock delete-imported-model) or ask for a higher "
         "'Imported models per account' quota, then start again."
@@ -157,6 +162,7 @@ def success_notification(state: WorkflowState, settings: NotifySettings) -> Noti
         "bytes": plan.manifest.total_bytes,
         "duration_seconds": _duration(run.started_at, now),
         "import_seconds": status.elapsed_seconds if status else None,
+        "queue_wait_seconds": state.queue.waited_seconds if state.queue else None,
         "validation": state.validation.model_dump(mode="json") if state.validation else None,
         "verification": verify.model_dump(mode="json", include=set(_VERIFICATION_FIELDS)),
         "model": model.model_dump(mode="json"),
@@ -178,6 +184,13 @@ def success_notification(state: WorkflowState, settings: NotifySettings) -> Noti
         f"Model ARN:  {model.model_arn}",
         f"Weights:    {run.s3_uri} ({details['files']} files, {details['bytes']} bytes)",
         f"Took:       {details['duration_seconds']} s in all, {details['import_seconds']} s importing",
+    ]
+    if state.queue is not None:
+        lines.append(
+            f"Waited for the import slot: {describe_duration(state.queue.waited_seconds)} in line "
+            f"(ticket {state.queue.ticket} in {state.queue.region}; Bedrock runs one import job per Region)"
+        )
+    lines += [
         f"Reply:      {verify.reply[:300]!r} ({verify.latency_ms} ms, "
         f"{verify.total_tokens} tokens, finish_reason {verify.finish_reason})",
     ]
@@ -233,6 +246,7 @@ def failure_notification(state: WorkflowState, copy_failures: list[CopyFailure] 
         "commit": run.commit if run else None,
         "s3_uri": run.s3_uri if run else None,
         "job_arn": state.import_.job_arn if state.import_ else None,
+        "queue_wait_seconds": state.queue.waited_seconds if state.queue else None,
         "failed_files": [record.model_dump(mode="json") for record in copy_failures],
         "next_step": next_step,
     }

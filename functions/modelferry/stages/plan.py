@@ -112,6 +112,7 @@ def plan(
             client_request_token=client_request_token(execution.id),
             import_role_arn=request.import_role_arn or settings.import_role_arn,
             poll_seconds=settings.import_poll_seconds,
+            queue_wait_seconds=settings.import_queue_wait_seconds,
             if_exists=request.if_exists,
             verify_prompt=request.verify_prompt,
             verify_expect=request.verify_expect,

@@ -172,7 +172,14 @@ _PARAMS: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
     ("stepfunctions", "start_execution"): ("StartExecution", {"stateMachineArn": "arn:sm"}),
     ("secretsmanager", "get_secret_value"): ("GetSecretValue", {"SecretId": "arn:secret"}),
 }
-_GENERIC = {"Bucket": "bkt", "Key": "k", "modelIdentifier": "m", "jobIdentifier": "j"}
+_GENERIC = {
+    "Bucket": "bkt",
+    "Key": "k",
+    "modelIdentifier": "m",
+    "jobIdentifier": "j",
+    "TableName": "queue",
+    "executionArn": "arn:aws:states:us-east-1:1:execution:sm:run",
+}
 
 
 @pytest.mark.parametrize("call", sorted({call for calls in CALLS.values() for call in calls}))

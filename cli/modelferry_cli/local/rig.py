@@ -422,6 +422,7 @@ class LocalRig:
             "OutcomeEventBus": EVENT_BUS,
             "ModelImportStateMachine": os.environ.get("STATE_MACHINE_ARN", ""),
             "CopyTaskCluster": "modelferry-local-copy",
+            "ImportQueueTable": IMPORT_QUEUE_TABLE,
             "CopyTaskDefinition": arn("ecs", "task-definition/modelferry-local-copy:1"),
             **{logical_id: logical_id for logical_id in getattr(self, "_function_arns", {})},
         }
@@ -434,6 +435,7 @@ class LocalRig:
             ("CopyTaskRole", "Arn"): f"arn:aws:iam::{ACCOUNT}:role/modelferry-local-CopyTaskRole",
             ("CopyTaskExecutionRole", "Arn"): f"arn:aws:iam::{ACCOUNT}:role/modelferry-local-CopyTaskExecutionRole",
             ("ModelImportStateMachine", "Name"): STATE_MACHINE_NAME,
+            ("ImportQueueTable", "Arn"): arn("dynamodb", f"table/{IMPORT_QUEUE_TABLE}"),
             ("CopyTaskLogGroup", "Arn"): arn("logs", "log-group:modelferry-local-copy-task:*"),
             **{(logical_id, "Arn"): arn_ for logical_id, arn_ in getattr(self, "_function_arns", {}).items()},
         }
@@ -465,6 +467,7 @@ class LocalRig:
                     names.attributes("CopyTaskExecutionRole", "Arn"),
                 ]
             },
+            state_machine_arn=os.environ.get("STATE_MACHINE_ARN", ""),
         )
 
     def _principals(self, template: dict[str, Any]) -> dict[str, iam.Principal]:
@@ -632,17 +635,19 @@ class LocalRig:
             "error": ended.error,
             "cause": ended.cause,
         }
-        boto3.client("events", region_name=REGION).put_events(
-            Entries=[
-                {
-                    "Source": "aws.states",
-                    "DetailType": STATUS_CHANGE,
-                    "Resources": [ended.execution_arn],
-                    "Detail": json.dumps(detail),
-                }
-            ]
-        )
-        self.deliver_status_changes()
+        # Step Functions itself sends this event, not the execution's role: outside every principal.
+        with iam.acting_as(None):
+            boto3.client("events", region_name=REGION).put_events(
+                Entries=[
+                    {
+                        "Source": "aws.states",
+                        "DetailType": STATUS_CHANGE,
+                        "Resources": [ended.execution_arn],
+                        "Detail": json.dumps(detail),
+                    }
+                ]
+            )
+            self.deliver_status_changes()
 
     def deliver_status_changes(self) -> list[TriggerDelivery]:
         """Hand the status-change events the template's rules matched to their targets (the queue cleanup)."""

@@ -40,6 +40,8 @@ class StackFacts:
     topic_keys: Mapping[str, str] = field(default_factory=dict)  # topic ARN -> KMS key ARN of the topic
     # task definition ARN -> the roles RunTask passes (its task role and execution role)
     task_definition_roles: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    # The state machine whose task tokens the stack's functions send back (a token does not name it).
+    state_machine_arn: str = ""
 
     def arn(self, service: str, resource: str, *, region: bool = True, account: bool = True) -> str:
         return (
@@ -55,6 +57,7 @@ class StackFacts:
             "bucket_keys": dict(self.bucket_keys),
             "topic_keys": dict(self.topic_keys),
             "task_definition_roles": {k: list(v) for k, v in self.task_definition_roles.items()},
+            "state_machine_arn": self.state_machine_arn,
         }
 
 
@@ -195,7 +198,27 @@ def _stepfunctions(operation: str, params: Mapping[str, Any], facts: StackFacts)
         return [Need(Request("states:StartExecution", params["stateMachineArn"]))]
     if operation in {"DescribeExecution", "StopExecution"}:
         return [Need(Request(f"states:{operation}", params["executionArn"]))]
+    if operation in {"SendTaskSuccess", "SendTaskFailure", "SendTaskHeartbeat"}:
+        # The Service Authorization Reference lists the state machine as these actions' resource (the token names
+        # none; here it is the stack's one state machine). Not provable locally: which ARN AWS checks.
+        return [Need(Request(f"states:{operation}", facts.state_machine_arn or "*"))]
     raise UnmappedCall(f"stepfunctions.{operation}")
+
+
+_DYNAMODB_ITEM_ACTIONS = {"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan"}
+
+
+def _dynamodb(operation: str, params: Mapping[str, Any], facts: StackFacts) -> list[Need]:
+    """Item calls are checked on the table's ARN, a Query or Scan of an index on the index's ARN ("Actions,
+    resources, and condition keys for Amazon DynamoDB"; the DynamoDB developer guide, "Using identity-based
+    policies")."""
+    if operation not in _DYNAMODB_ITEM_ACTIONS:
+        raise UnmappedCall(f"dynamodb.{operation}")
+    table = params["TableName"]
+    arn = table if table.startswith("arn:") else facts.arn("dynamodb", f"table/{table}")
+    if params.get("IndexName"):
+        arn = f"{arn}/index/{params['IndexName']}"
+    return [Need(Request(f"dynamodb:{operation}", arn))]
 
 
 def _lambda(operation: str, params: Mapping[str, Any], facts: StackFacts) -> list[Need]:
@@ -216,6 +239,7 @@ _SERVICES: dict[str, Callable[[str, Mapping[str, Any], StackFacts], list[Need]]]
     "secretsmanager": _secretsmanager,
     "stepfunctions": _stepfunctions,
     "lambda": _lambda,
+    "dynamodb": _dynamodb,
 }
 
 

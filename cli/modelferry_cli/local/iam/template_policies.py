@@ -120,6 +120,21 @@ def _statements_of(documents: list[Any]) -> list[dict[str, Any]]:
     return statements
 
 
+def _role_owner(resources: Mapping[str, Any], role: Any) -> str | None:
+    """The principal a `Ref` to a role names: the role itself, or the SAM function whose generated role it is (SAM
+    names a function's generated role `<Function>Role`, "AWS::Serverless::Function" generated resources)."""
+    if not (isinstance(role, dict) and set(role) == {"Ref"}):
+        return None
+    name = str(role["Ref"])
+    function = name.removesuffix("Role")
+    generated = (
+        name.endswith("Role")
+        and resources.get(function, {}).get("Type") == "AWS::Serverless::Function"
+        and "Role" not in resources[function].get("Properties", {})
+    )
+    return function if generated else name
+
+
 def principal_statements(template: Mapping[str, Any], names: StackNames) -> dict[str, list[dict[str, Any]]]:
     """Logical id -> the resolved statements of every function and role the local stack has."""
     resolver = Resolver(template, names)
@@ -139,8 +154,9 @@ def principal_statements(template: Mapping[str, Any], names: StackNames) -> dict
         props = resource["Properties"]
         roles = [props["RoleName"]] if "RoleName" in props else props.get("Roles", [])
         for role in roles:
-            if isinstance(role, dict) and set(role) == {"Ref"} and role["Ref"] in found:
-                found[role["Ref"]].extend(_statements_of([resolver.value(props["PolicyDocument"])]))
+            owner = _role_owner(resources, role)
+            if owner in found:
+                found[owner].extend(_statements_of([resolver.value(props["PolicyDocument"])]))
             else:
                 raise UnsupportedPolicy(f"a policy attached to {role!r}: only a Ref to a role is modelled")
     return found

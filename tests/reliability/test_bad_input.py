@@ -80,8 +80,11 @@ def test_malformed_input_is_refused_by_the_first_state_before_any_side_effect(
     assert report.error == "InvalidRequest"
     assert cause_message(report).startswith(f"{field}:") or f"; {field}:" in cause_message(report)
     assert [s.name for s in report.states] == ["ReceiveRequest", "Plan", "PlanFailed", "NotifyFailure", "ImportFailed"]
-    functions = [name for name, _, _ in module_rig.lambda_calls[calls_before:]]
-    assert functions == ["PlanFunction", "NotifyFunction"]
+    calls = module_rig.lambda_calls[calls_before:]
+    # The execution's own tasks; then the import queue's cleanup, which every failed run's status change reaches,
+    # finds nothing to give back (this run never reached the queue).
+    assert [name for name, _, _ in calls] == ["PlanFunction", "NotifyFunction", "CleanUpImportQueueFunction"]
+    assert calls[-1][2] == {"released": False, "next_execution": None}
     assert keys() == keys_before  # not one object written
     assert len(module_hub.requests) == hub_requests_before
     (notification,) = report.notifications
@@ -106,6 +109,7 @@ def test_an_input_that_is_not_an_object_fails_before_any_side_effect(
     assert [(name, result.get("errorType")) for name, _, result in module_rig.lambda_calls[calls_before:]] == [
         ("PlanFunction", "InvalidRequest"),
         ("NotifyFunction", None),
+        ("CleanUpImportQueueFunction", None),  # the failed run's status change: nothing to give back
     ]
     assert keys() == keys_before
     assert len(module_hub.requests) == hub_requests_before

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -439,28 +440,42 @@ class EndedExecution:
 
 @contextmanager
 def on_execution_end(callback: Callable[[EndedExecution], None]) -> Iterator[None]:
-    """Call `callback` once each execution has ended, on the thread that ran it (moto emits no "Step Functions
-    Execution Status Change" event; the rig builds it from this)."""
+    """Call `callback` once each execution has ended, on the thread that ran it, before DescribeExecution shows the
+    end (moto emits no "Step Functions Execution Status Change" event; the rig builds it from this). On AWS the event
+    follows the end asynchronously; here whoever waits for an execution to end also sees what its end caused."""
+    from moto.stepfunctions.parser.asl.eval.program_state import (
+        ProgramEnded,
+        ProgramError,
+        ProgramStopped,
+        ProgramTimedOut,
+    )
     from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
 
     original = BaseExecutionWorkerCommunication.terminated
+    statuses = (
+        (ProgramEnded, "SUCCEEDED"),
+        (ProgramStopped, "ABORTED"),
+        (ProgramError, "FAILED"),
+        (ProgramTimedOut, "TIMED_OUT"),
+    )
 
     def terminated(self: Any) -> None:
-        original(self)
         execution = self.execution
-        status = execution.exec_status
+        program = execution.exec_worker.env.program_state()
+        error = program.error if isinstance(program, ProgramError) else {}
         callback(
             EndedExecution(
                 execution_arn=execution.exec_arn,
                 state_machine_arn=execution.state_machine_arn,
                 name=execution.name,
-                status=getattr(status, "value", str(status)),
+                status=next((status for kind, status in statuses if isinstance(program, kind)), "FAILED"),
                 start_date=execution.start_date,
-                stop_date=execution.stop_date,
-                error=execution.error,
-                cause=execution.cause,
+                stop_date=datetime.now(UTC),
+                error=(error or {}).get("error"),
+                cause=(error or {}).get("cause"),
             )
         )
+        original(self)
 
     with mock.patch.object(BaseExecutionWorkerCommunication, "terminated", terminated):
         yield

@@ -5,10 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 
 from modelferry_cli.local.bedrock import EmulatorBehaviour
 from modelferry_cli.local.hub import LocalHub
 from modelferry_cli.local.rig import LocalRig, no_registry_fetch
+
+# Property tests assert properties, never speed: hypothesis's default 200 ms deadline per example fails them on a
+# loaded machine (it did, on this shared 2-core box), so no deadline.
+settings.register_profile("modelferry", deadline=None)
+settings.load_profile("modelferry")
 
 # huggingface_hub would fetch its agent registry from huggingface.co on the first Hub call of the session.
 no_registry_fetch()

@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -22,7 +23,10 @@ from modelferry.adapters.import_queue import GRANTED, WAITING, JoinableImportQue
 from modelferry.contract import QueueTurn, RunInfo
 from modelferry.errors import ImportQueueUnavailable
 from modelferry.stages.queue import Dispatcher, join_queue, line, pass_slot_on, place_of, release_slot
+from modelferry_cli.local.rig import create_import_queue_table
+from modelferry_cli.local.template import load_template
 
+ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
 TABLE = "import-queue"
 ARN = "arn:aws:states:us-east-1:123456789012:execution:modelferry:{}"
@@ -74,15 +78,7 @@ class Clock:
 def table() -> Iterator[Any]:
     with mock_aws():
         dynamodb = boto3.client("dynamodb", region_name=REGION)
-        dynamodb.create_table(
-            TableName=TABLE,
-            AttributeDefinitions=[
-                {"AttributeName": "region", "AttributeType": "S"},
-                {"AttributeName": "item", "AttributeType": "S"},
-            ],
-            KeySchema=[{"AttributeName": "region", "KeyType": "HASH"}, {"AttributeName": "item", "KeyType": "RANGE"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_import_queue_table(dynamodb, TABLE, load_template(ROOT / "template.yaml"))
         yield dynamodb
 
 

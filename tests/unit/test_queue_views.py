@@ -7,6 +7,7 @@ import io
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import boto3
 import pytest
@@ -16,9 +17,12 @@ from modelferry.adapters.import_queue import JoinableImportQueue
 from modelferry.contract import Stage
 from modelferry.stages.queue import place_of
 from modelferry_cli import queue_cmd
+from modelferry_cli.local.rig import create_import_queue_table
+from modelferry_cli.local.template import load_template
 from modelferry_cli.progress import Snapshot, StageRow
 from modelferry_cli.watch_view import MARKS, render_block
 
+ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
 TABLE = "line"
 ARN = "arn:aws:states:us-east-1:123456789012:execution:modelferry:{}"
@@ -29,15 +33,7 @@ def line(monkeypatch: pytest.MonkeyPatch) -> Iterator[JoinableImportQueue]:
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     with mock_aws():
         dynamodb = boto3.client("dynamodb", region_name=REGION)
-        dynamodb.create_table(
-            TableName=TABLE,
-            AttributeDefinitions=[
-                {"AttributeName": "region", "AttributeType": "S"},
-                {"AttributeName": "item", "AttributeType": "S"},
-            ],
-            KeySchema=[{"AttributeName": "region", "KeyType": "HASH"}, {"AttributeName": "item", "KeyType": "RANGE"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_import_queue_table(dynamodb, TABLE, load_template(ROOT / "template.yaml"))
         queue = JoinableImportQueue(dynamodb, TABLE, REGION)
         queued = datetime.now(UTC) - timedelta(minutes=30)
         for name in ("med-a", "med-b", "med-c"):

@@ -167,6 +167,18 @@ def local_settings(hf_endpoint: str, overrides: dict[str, str] | None = None) ->
     return values
 
 
+def create_import_queue_table(dynamodb: Any, name: str, template: Mapping[str, Any]) -> None:
+    """The import queue's table as the template declares it (keys and billing), in moto's DynamoDB: the rig's and
+    the unit tests' tables cannot drift from the deployed one."""
+    props = template["Resources"]["ImportQueueTable"]["Properties"]
+    dynamodb.create_table(
+        TableName=name,
+        AttributeDefinitions=props["AttributeDefinitions"],
+        KeySchema=props["KeySchema"],
+        BillingMode=props["BillingMode"],
+    )
+
+
 class LocalRig:
     """Context manager: `with LocalRig() as rig: report = rig.run({"repo_id": ..., "model_name": ...})`."""
 
@@ -604,14 +616,7 @@ class LocalRig:
 
     # --- the import queue: its table, its clock and the execution status changes its cleanup rule receives ------
     def _create_import_queue_table(self, template: dict[str, Any]) -> None:
-        """The queue's table as the template declares it (keys and billing), in moto's DynamoDB."""
-        props = template["Resources"]["ImportQueueTable"]["Properties"]
-        boto3.client("dynamodb", region_name=REGION).create_table(
-            TableName=IMPORT_QUEUE_TABLE,
-            AttributeDefinitions=props["AttributeDefinitions"],
-            KeySchema=props["KeySchema"],
-            BillingMode=props["BillingMode"],
-        )
+        create_import_queue_table(boto3.client("dynamodb", region_name=REGION), IMPORT_QUEUE_TABLE, template)
 
     def _queue_clock_follows_the_simulated_waits(self) -> Any:
         """The queue measures the time in line on a clock that runs ahead by the skipped waits, as the emulator's

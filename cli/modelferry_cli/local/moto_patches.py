@@ -1,8 +1,9 @@
-"""Patches that let moto's Step Functions interpreter run the project's real handlers in-process, fast.
+"""Patches that let moto's Step Functions interpreter run the project's real handlers, fast.
 
-- Lambda tasks: moto would start a Docker container; here the handler registered for the function name is called
-  in this process, and an exception becomes the `{"errorType": ClassName, ...}` payload Lambda returns, so the
-  state machine sees the error by its class name, as on AWS.
+- Lambda tasks: moto would start a Docker container; here the rig's sandboxes (worker processes, `lambdas_through`)
+  or, for `LocalRig(in_process=True)`, this process (`in_process_lambdas`) run the handler, and an exception becomes
+  the `{"errorType": ClassName, ...}` payload Lambda returns, so the state machine sees the error by its class name,
+  as on AWS.
 - Wait states and Retry intervals: recorded on a SimulatedClock instead of slept (an hour-long wait takes no time).
 - IAM: each handler runs as its function's principal, each execution as the state machine's role (the interpreter's
   own Lambda invokes and S3 item reads go through boto3, so the guard checks them); `ecs:runTask.sync`, which never
@@ -115,6 +116,21 @@ def in_process_lambdas(
         return json.dumps(result), failed, ""
 
     with mock.patch.object(LambdaFunction, "_invoke_lambda", invoke):
+        yield
+
+
+@contextmanager
+def lambdas_through(invoke: Callable[[str, Any], tuple[Any, bool]]) -> Iterator[None]:
+    """Route moto's Lambda invocations to `invoke(function name, event) -> (result, errored)` (the rig's
+    sandboxes); an errored result is Lambda's error payload, which Step Functions names by its errorType."""
+    from moto.awslambda.models import LambdaFunction
+
+    def invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
+        payload = json.loads(event or "{}") if isinstance(event, str | bytes) else (event or {})
+        result, failed = invoke(self.function_name, payload)
+        return json.dumps(result), failed, ""
+
+    with mock.patch.object(LambdaFunction, "_invoke_lambda", invoke_lambda):
         yield
 
 

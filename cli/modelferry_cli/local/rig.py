@@ -20,8 +20,8 @@ import threading
 import time
 import uuid
 import zipfile
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,6 +33,7 @@ import boto3
 from modelferry.contract import WorkflowState
 from modelferry_cli.local import iam
 from modelferry_cli.local import template as cfn
+from modelferry_cli.local.aws_server import AwsServer, RequestFilter
 from modelferry_cli.local.bedrock import BedrockEmulator, EmulatorBehaviour
 from modelferry_cli.local.moto_patches import (
     EndedExecution,
@@ -44,6 +45,7 @@ from modelferry_cli.local.moto_patches import (
     fail_state_accepts_states_errors,
     imports_read_as_their_role,
     in_process_lambdas,
+    lambdas_through,
     local_fargate,
     on_execution_end,
     resolve_handler,
@@ -51,6 +53,7 @@ from modelferry_cli.local.moto_patches import (
     stop_ends_task_token_waits,
     terminal_errors_escape_states_all,
 )
+from modelferry_cli.local.sandbox import FunctionConfig, Invocation, SandboxPool
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 REGION = "us-east-1"
@@ -65,6 +68,39 @@ TOKEN_SECRET_NAME = "modelferry/local/hf-token"  # noqa: S105 - a name, not a se
 STACK_NAME = "modelferry-local"
 STATE_MACHINE_NAME = "modelferry-local"
 COPY_TASK_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/modelferry-copy:local"
+
+
+@dataclass(frozen=True)
+class WorkerStep:
+    """A test hook run inside Lambda workers: `target` ("package.module:callable") is called in each new worker of
+    the functions named in `functions` (None: every function) as `callable(function_logical_id, argument)`, after
+    the function's environment is set and before its handler is imported; it may return a wrapper for the handler
+    (`wrap(handler) -> handler`). `argument` crosses a process boundary: keep it JSON-serialisable."""
+
+    target: str
+    argument: Any = None
+    functions: frozenset[str] | None = None
+
+
+# Steps and listeners every rig made inside `for_every_rig` gets (fixtures that do not build the rig themselves).
+_EVERY_RIG_STEPS: list[WorkerStep] = []
+_EVERY_RIG_LISTENERS: dict[str, Callable[[str, Any], Any]] = {}
+
+
+@contextmanager
+def for_every_rig(
+    steps: Sequence[WorkerStep] = (), listeners: Mapping[str, Callable[[str, Any], Any]] | None = None
+) -> Iterator[None]:
+    """Every LocalRig built inside the block runs `steps` in its workers and answers `listeners`' channels."""
+    _EVERY_RIG_STEPS.extend(steps)
+    _EVERY_RIG_LISTENERS.update(listeners or {})
+    try:
+        yield
+    finally:
+        for step in steps:
+            _EVERY_RIG_STEPS.remove(step)
+        for channel in listeners or {}:
+            _EVERY_RIG_LISTENERS.pop(channel, None)
 
 
 @dataclass
@@ -193,10 +229,17 @@ class LocalRig:
         kms_key: bool = False,
         iam_off_because: str | None = None,
         definition_transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        in_process: bool = False,
+        timeouts: Mapping[str, float] | None = None,
+        memory_sizes: Mapping[str, int] | None = None,
+        worker_setup: Sequence[WorkerStep] = (),
     ) -> None:
         """`kms_key`: the bucket is encrypted with a customer managed key (the template's KmsKeyArn), so every
         object read and write also needs that key. `iam_off_because`: turns IAM enforcement off (it is on by
-        default); a test that needs that says why."""
+        default); a test that needs that says why. `in_process`: run handlers as threads of this process instead of
+        in sandboxes (shared globals, no Timeout or MemorySize); a caller that needs it says why. `timeouts` and
+        `memory_sizes` override the template's Timeout (seconds) and MemorySize (MiB) per function logical id, so a
+        test can make a function time out without waiting minutes. `worker_setup`: test hooks run in the workers."""
         if iam_off_because is not None and not iam_off_because.strip():
             raise ValueError("iam_off_because: say why IAM enforcement is off for this rig")
         # A benchmark's variant of the definition (e.g. without the import queue, to compare); None for the real one.
@@ -223,6 +266,17 @@ class LocalRig:
         self.run_task_requests: list[dict[str, Any]] = []  # ecs:runTask.sync parameters, as the definition built them
         self._moto_server_url: str | None = None
         self._tmp: Path | None = None
+        self.in_process = in_process
+        self._timeouts = dict(timeouts or {})
+        self._memory_sizes = dict(memory_sizes or {})
+        self._worker_setup = [*_EVERY_RIG_STEPS, *worker_setup]
+        self._listeners: dict[str, Callable[[str, Any], Any]] = dict(_EVERY_RIG_LISTENERS)
+        self._aws_server: AwsServer | None = None
+        self._pool: SandboxPool | None = None
+        self._callers: dict[str, str] = {}  # access key id -> function, of the live workers
+        self.invocations: list[Invocation] = []
+        # What worker setup steps reported on channels no listener answers: channel -> [(function, value)].
+        self.worker_reports: dict[str, list[tuple[str, Any]]] = {}
 
     # --- set-up ---------------------------------------------------------------------------------------------
     def __enter__(self) -> LocalRig:
@@ -287,14 +341,18 @@ class LocalRig:
         if self.iam_enforced:
             self._stack.enter_context(iam.installed())
         self._denials_before = len(iam.guard.denials)
-        # Late-bound, so a test can wrap _record_call to act between stages.
-        self._stack.enter_context(
-            in_process_lambdas(
-                handlers,
-                on_invoke=lambda *call: self._record_call(*call),  # noqa: PLW0108
-                principal_of=self.principals.get,
+        if self.in_process:
+            # Late-bound, so a test can wrap _record_call to act between stages.
+            self._stack.enter_context(
+                in_process_lambdas(
+                    handlers,
+                    on_invoke=lambda *call: self._record_call(*call),  # noqa: PLW0108
+                    principal_of=self.principals.get,
+                )
             )
-        )
+        else:
+            self._start_sandboxes(functions)
+            self._stack.enter_context(lambdas_through(self._invoke_in_sandbox))
         self._stack.enter_context(simulated_waits(self.clock))
         self._stack.enter_context(distributed_map_failure_threshold())
         self._stack.enter_context(fail_state_accepts_states_errors())
@@ -314,6 +372,126 @@ class LocalRig:
         self._machine_id = cfn.state_machine(template)[0]
         self._trigger_queues = self._wire_triggers(template)
         self._stack.enter_context(on_execution_end(self._send_status_change))
+
+    # --- Lambda sandboxes ---------------------------------------------------------------------------------------
+    def _start_sandboxes(self, functions: dict[str, dict[str, Any]]) -> None:
+        self._functions = functions
+        self._start_moto_server()
+        self._pool = SandboxPool(
+            work_dir=self._work_dir(),
+            endpoint_environment=self._endpoint_environment,
+            on_report=self._on_report,
+            on_ask=self._on_ask,
+            on_caller=self._on_caller,
+            setup_steps=[(step.target, step.argument, step.functions) for step in self._worker_setup],
+        )
+        self._stack.callback(self._pool.close)
+
+    def _endpoint_environment(self, access_key: str) -> dict[str, str]:
+        """What reaches the rig from a worker: credentials of its own (so the rig knows who calls), moto's server
+        for every AWS service, the Bedrock emulator for Bedrock."""
+        assert self._moto_server_url is not None  # noqa: S101 - started with the sandboxes
+        return {
+            "AWS_ACCESS_KEY_ID": access_key,
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_SESSION_TOKEN": "local",
+            "AWS_ENDPOINT_URL": self._moto_server_url,
+            "AWS_ENDPOINT_URL_BEDROCK": os.environ["AWS_ENDPOINT_URL_BEDROCK"],
+            "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": os.environ["AWS_ENDPOINT_URL_BEDROCK_RUNTIME"],
+        }
+
+    def _function_config(self, function: str) -> FunctionConfig:
+        """The function as Lambda would run it: the template's environment with the local stack's values, and what
+        Lambda's runtime sets itself (Lambda developer guide, "Defined runtime environment variables")."""
+        spec = self._functions[function]
+        memory = int(self._memory_sizes.get(function, spec["memory_size"]))
+        environment = {name: os.environ[name] for name in spec["environment"]}
+        environment.update(
+            {
+                "AWS_REGION": os.environ["AWS_REGION"],
+                "AWS_DEFAULT_REGION": os.environ["AWS_REGION"],
+                "AWS_LAMBDA_FUNCTION_NAME": function,
+                "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory),
+                "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{function}",
+                "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
+                "_HANDLER": spec["handler"],
+                "LANG": "en_US.UTF-8",
+                "TZ": ":UTC",
+                "PATH": os.environ.get("PATH", ""),
+            }
+        )
+        return FunctionConfig(
+            function=function,
+            handler=spec["handler"],
+            environment=environment,
+            timeout_seconds=float(self._timeouts.get(function, spec["timeout"])),
+            memory_mb=memory,
+            policy_spec_json=self.policy_spec_json(function) if function in self.principals else None,
+        )
+
+    def _invoke_in_sandbox(self, function: str, event: Any) -> tuple[Any, bool]:
+        if function not in self._functions:
+            raise KeyError(f"no function {function!r} in template.yaml")
+        assert self._pool is not None  # noqa: S101 - started with the rig
+        with iam.acting_as(None):  # the rig's own bookkeeping; the worker acts as the function
+            invocation = self._pool.invoke(self._function_config(function), event, self.clock.total_seconds)
+            with self.calls_lock:
+                self.invocations.append(invocation)
+            self._record_call(function, event, invocation.result)
+        return invocation.result, invocation.errored
+
+    def add_worker_setup(self, target: str, argument: Any = None, functions: Sequence[str] | None = None) -> None:
+        """Run a WorkerStep in the workers started from now on (idle workers started without it retire)."""
+        step = WorkerStep(target, argument, frozenset(functions) if functions is not None else None)
+        self._worker_setup.append(step)
+        if self._pool is not None:
+            self._pool.add_setup_step((step.target, step.argument, step.functions))
+
+    def listen(self, channel: str, listener: Callable[[str, Any], Any]) -> None:
+        """`listener(function, value)` receives what worker steps report or ask on `channel` (its return value is
+        the answer to `lambda_worker.ask_parent`)."""
+        self._listeners[channel] = listener
+
+    def _on_report(self, function: str, channel: str, value: Any) -> None:
+        listener = self._listeners.get(channel)
+        if listener is not None:
+            listener(function, value)
+        else:
+            with self.calls_lock:
+                self.worker_reports.setdefault(channel, []).append((function, value))
+
+    def _on_ask(self, function: str, channel: str, value: Any) -> Any:
+        listener = self._listeners.get(channel)
+        if listener is None:
+            raise LookupError(f"a worker of {function} asked on {channel!r}, which no listener answers")
+        return listener(function, value)
+
+    def _on_caller(self, access_key: str, function: str | None) -> None:
+        assert self._aws_server is not None  # noqa: S101 - started with the sandboxes
+        with self.calls_lock:
+            if function is None:
+                self._callers.pop(access_key, None)
+                self._aws_server.forget_caller(access_key)
+            else:
+                self._callers[access_key] = function
+                self._aws_server.register_caller(access_key, function)
+
+    def add_request_filter(self, request_filter: RequestFilter) -> Callable[[], None]:
+        """A filter on every request workers (and the local Fargate task) send to moto; returns its remover."""
+        if self._aws_server is None:
+            raise RuntimeError("request filters need the sandboxed rig (in_process=False)")
+        return self._aws_server.add_filter(request_filter)
+
+    def kill_worker(self, access_key: str, error_type: str, message: str) -> bool:
+        """Kill the worker that signs with `access_key` mid-invocation: its invocation fails with `error_type`."""
+        return self._pool is not None and self._pool.kill(access_key, error_type, message)
+
+    def logs(self, function: str) -> list[str]:
+        """Each invocation's stdout and stderr of `function`'s workers, in order, as CloudWatch Logs would hold."""
+        with self.calls_lock:
+            found = [invocation for invocation in self.invocations if invocation.function == function]
+        return [invocation.log() for invocation in found]
 
     def _start_local_hub(self) -> str:
         from modelferry_cli.local.hub import DEMO_REPO_ID, LocalHub
@@ -511,19 +689,15 @@ class LocalRig:
     def _run_copy_task(self, container_environment: dict[str, str]) -> tuple[int, str, str]:
         """The Fargate copy task's entrypoint in a subprocess; it reaches this process's moto through a moto
         server sharing the same in-memory backends."""
-        with iam.acting_as(None):  # the server's threads serve every principal's requests
-            self._start_moto_server()
+        self._start_moto_server()
         return self._run_copy_process(container_environment)
 
     def _start_moto_server(self) -> None:
         if self._moto_server_url is None:
-            from moto.server import ThreadedMotoServer
-
-            server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-            server.start()
-            self._stack.callback(server.stop)
-            host, port = server.get_host_and_port()
-            self._moto_server_url = f"http://{host}:{port}"
+            with iam.acting_as(None):  # the server's threads serve every principal's requests
+                self._aws_server = AwsServer().start()
+            self._stack.callback(self._aws_server.stop)
+            self._moto_server_url = self._aws_server.url
 
     def _run_copy_process(self, container_environment: dict[str, str]) -> tuple[int, str, str]:
         assert self._moto_server_url is not None  # noqa: S101 - started by _run_copy_task
@@ -606,6 +780,9 @@ class LocalRig:
                 raise NotImplementedError(f"the local rig delivers InputPath $.detail only, not {path}")
             return self.start(event["detail"] if path else event)
         function = target["Arn"]["Fn::GetAtt"][0]
+        if not self.in_process:
+            # An asynchronous invocation's error is recorded as Lambda would record it: its payload.
+            return self._invoke_in_sandbox(function, event)[0]
         try:
             with iam.acting_as(self.principals.get(function)):
                 result = resolve_handler(self._handlers[function])(event, FakeLambdaContext(function))
@@ -665,13 +842,14 @@ class LocalRig:
         return delivered
 
     def _record_call(self, function: str, event: Any, result: Any) -> None:
-        # Each Lambda invocation starts with empty metrics; in one process they would pile up (metrics are off
-        # locally, so nothing flushes them) until Powertools prints 100 of them onto stdout, into --json output.
-        from modelferry.adapters.observability import metrics
-
         with self.calls_lock:
             self.lambda_calls.append((function, event, result))
-            metrics.clear_metrics()
+            if self.in_process:
+                # Each Lambda invocation starts with empty metrics; in one process they would pile up (metrics are
+                # off locally, so nothing flushes them) until Powertools prints 100 of them onto stdout.
+                from modelferry.adapters.observability import metrics
+
+                metrics.clear_metrics()
 
     # --- running ------------------------------------------------------------------------------------------------
     def start(self, request: dict[str, Any], name: str | None = None) -> str:

@@ -35,15 +35,23 @@ def load_template(path: Path) -> dict[str, Any]:
 
 
 def functions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Logical id -> {"handler": "pkg.module.handler", "environment": {NAME: value}} for every SAM function."""
-    globals_env = template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+    """Logical id -> {"handler": "pkg.module.handler", "environment": {NAME: value}, "timeout": seconds,
+    "memory_size": MiB} for every SAM function (Globals first, the function's own properties over them; Lambda's
+    defaults, 3 s and 128 MB, where neither says)."""
+    global_props = template.get("Globals", {}).get("Function", {})
+    globals_env = global_props.get("Environment", {}).get("Variables", {})
     found = {}
     for logical_id, resource in template["Resources"].items():
         if resource.get("Type") != "AWS::Serverless::Function":
             continue
         props = resource.get("Properties", {})
         env = {**globals_env, **props.get("Environment", {}).get("Variables", {})}
-        found[logical_id] = {"handler": props["Handler"], "environment": env}
+        found[logical_id] = {
+            "handler": props["Handler"],
+            "environment": env,
+            "timeout": int(props.get("Timeout", global_props.get("Timeout", 3))),
+            "memory_size": int(props.get("MemorySize", global_props.get("MemorySize", 128))),
+        }
     return found
 
 

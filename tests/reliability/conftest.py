@@ -2,22 +2,20 @@
 
 Pauses the code asks for (the copy's Hub back-off and 429 waits, botocore's retry back-off) are recorded, not slept,
 as the rig already does for Wait states and Retry intervals: faults cost no wall time and no assertion is timed.
+The handlers run in the rig's Lambda workers, so these hooks are worker setup steps (tests/support/worker_steps.py).
 """
 
 from __future__ import annotations
 
-import functools
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import moto.s3.models
 import pytest
 
-from modelferry.stages import copy as copy_stage
-from modelferry.transfer.engine import TransferOptions, copy_file
+from modelferry.transfer.engine import TransferOptions
 from tests.support import reliability_table as table
-from tests.support.clocks import record_hub_pauses
+from tests.support import worker_steps
 from tests.support.local_run import MiB
 
 # Multipart with files of a few MiB: 1 MiB parts (S3 wants 5 MiB; moto is told to accept 1 MiB).
@@ -47,54 +45,35 @@ def no_internet(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
         return lookup(host, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", local_only)
-    yield refused
+    # The handlers look host names up in the rig's workers: the same refusal there, reported here.
+    with worker_steps.local_lookups_only_in_workers() as refused_in_workers:
+        yield refused
+    refused += refused_in_workers
     assert refused == [], f"tried to reach {sorted(set(refused))}"
 
 
 @pytest.fixture(autouse=True)
-def hub_pauses(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+def hub_pauses() -> Iterator[list[float]]:
     """Every Hub pause (back-off after a failed request, waits for a 429's reset), recorded instead of slept."""
-    return record_hub_pauses(monkeypatch)
-
-
-@pytest.fixture(autouse=True)
-def empty_metrics() -> Iterator[None]:
-    """The handlers share one Powertools Metrics; with publishing disabled (as the rig sets it) it never empties
-    itself. Each case starts and ends with an empty set, so what one case measured is not in the next."""
-    from modelferry.adapters.observability import metrics
-
-    metrics.clear_metrics()
-    yield
-    metrics.clear_metrics()
+    with worker_steps.hub_pauses_recorded() as pauses:
+        yield pauses
 
 
 @pytest.fixture
-def small_parts(monkeypatch: pytest.MonkeyPatch) -> TransferOptions:
-    """The copy Lambda copies with 1 MiB parts, so a 3 MiB shard is a three-part multipart upload."""
+def small_parts(monkeypatch: pytest.MonkeyPatch) -> Iterator[TransferOptions]:
+    """The copy Lambda copies with 1 MiB parts, so a 3 MiB shard is a three-part multipart upload (moto's S3, in
+    this process, is told to accept 1 MiB parts)."""
     monkeypatch.setattr(moto.s3.models, "S3_UPLOAD_PART_MIN_SIZE", 1024)
-    monkeypatch.setattr(copy_stage, "copy_file", functools.partial(copy_file, options=SMALL_PARTS))
-    return SMALL_PARTS
+    with worker_steps.small_parts_in_workers(SMALL_PARTS):
+        yield SMALL_PARTS
 
 
 @pytest.fixture
-def on_first_copy(small_parts: TransferOptions, monkeypatch: pytest.MonkeyPatch) -> Callable[[Callable[[], Any]], None]:
+def on_first_copy(small_parts: TransferOptions) -> Iterator[Callable[[Callable[[], Any]], None]]:
     """Register actions run once, when the first copy task starts: after Plan has pinned the commit and read the
     headers, so a fault armed then hits the copy, not Plan's pre-check. Copies wait until the actions are done."""
-    actions: list[Callable[[], Any]] = []
-    lock = threading.Lock()
-    done: list[bool] = []
-    copy = copy_stage.copy_file
-
-    def first_then_copy(*args: Any, **kwargs: Any) -> Any:
-        with lock:
-            if not done:
-                done.append(True)
-                for action in actions:
-                    action()
-        return copy(*args, **kwargs)
-
-    monkeypatch.setattr(copy_stage, "copy_file", first_then_copy)
-    return actions.append
+    with worker_steps.actions_before_first_copy() as register:
+        yield register
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

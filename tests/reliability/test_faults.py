@@ -55,7 +55,7 @@ def commit(hub: LocalHub) -> str:
 @pytest.fixture
 def faults(rig: LocalRig, small_parts: object) -> Iterator[S3Faults]:
     """S3 faults, with the copy Lambda on 1 MiB parts so shards go through UploadPart."""
-    with s3_faults() as armed:
+    with s3_faults(rig) as armed:
         yield armed
 
 

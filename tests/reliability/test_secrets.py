@@ -3,8 +3,9 @@
 A run copies a gated repository with a token (the rig stores it in Secrets Manager, as the stack does). The token
 must have been used (the Hub saw it on every API and resolve request; the copy of a gated repo succeeded) and must
 not appear, in any form, in the execution input, output or history, in any Lambda payload or result, in any log
-line (every logger at DEBUG, Powertools' JSON logs included), in the metrics (as EMF), in the SNS
-notification or EventBridge event, in any S3 object the run wrote, or in any call the Bedrock emulator received.
+line of any function (every logger at DEBUG, Powertools' JSON logs included), in the metrics (EMF, in the same
+logs), in the SNS notification or EventBridge event, in any S3 object the run wrote, or in any call the Bedrock
+emulator received. Each invocation runs in a sandbox of its own: its metrics and its logs are its own.
 """
 
 from __future__ import annotations
@@ -19,12 +20,11 @@ from urllib.parse import quote
 import boto3
 import pytest
 
-from modelferry.adapters.observability import logger as powertools_logger
-from modelferry.adapters.observability import metrics
+from modelferry_cli.local import template as cfn
 from modelferry_cli.local.bedrock import EmulatorBehaviour
 from modelferry_cli.local.hub import LocalHub
 from modelferry_cli.local.model_factory import gpt_oss_repo
-from modelferry_cli.local.rig import BUCKET, REGION, LocalRig
+from modelferry_cli.local.rig import BUCKET, REGION, REPO_ROOT, LocalRig, WorkerStep
 from tests.support.local_run import keys, s3
 
 pytestmark = pytest.mark.workflow
@@ -38,29 +38,17 @@ def test_the_hub_token_is_used_and_appears_nowhere(
     token = f"hf_{secrets.token_urlsafe(24)}"
     forms = _forms(token)
     hub.add_repo(REPO, gpt_oss_repo(), gated=True, token=token)
-    caplog.set_level(logging.DEBUG)  # every stdlib logger: botocore, httpx, huggingface_hub, modelferry
+    caplog.set_level(logging.DEBUG)  # every stdlib logger of this process (the rig's own: the emulators)
     debug = {"POWERTOOLS_LOG_LEVEL": "DEBUG"}
-    previous_level = powertools_logger.log_level
+    # In every function's workers too: botocore, httpx, huggingface_hub, modelferry, onto the function's log.
+    every_logger_at_debug = WorkerStep("tests.support.worker_steps:debug_logging")
 
-    with LocalRig(hf_endpoint=hub.url, behaviour=behaviour, hf_token=token, settings=debug) as rig:
-        powertools_logger.setLevel(logging.DEBUG)  # the handlers' logger was made before the rig set its level
+    with LocalRig(
+        hf_endpoint=hub.url, behaviour=behaviour, hf_token=token, settings=debug, worker_setup=[every_logger_at_debug]
+    ) as rig:
         caplog.clear()  # setting up stored the token in Secrets Manager, as the operator does: not the workflow
-        # The rig empties the shared metrics after each invocation: keep each invocation's EMF document first.
-        emf: list[Any] = []
-        record_call = rig._record_call
-
-        def keep_metrics_then_record(function: str, event: Any, result: Any) -> None:
-            with rig.calls_lock:  # another invocation ending now would empty the set between the check and the read
-                if metrics.metric_set:
-                    emf.append(metrics.serialize_metric_set())
-                record_call(function, event, result)
-
-        rig._record_call = keep_metrics_then_record  # type: ignore[method-assign]
         capfd.readouterr()
-        try:
-            report = rig.run({"repo_id": REPO, "model_name": "gated-gpt-oss", "verify_expect": "You asked"})
-        finally:
-            powertools_logger.setLevel(previous_level)
+        report = rig.run({"repo_id": REPO, "model_name": "gated-gpt-oss", "verify_expect": "You asked"})
 
         assert report.status == "SUCCEEDED", [r for _, _, r in rig.lambda_calls if "errorType" in r]
         # The token was really used: every request for the gated repo's metadata and files carried it.
@@ -82,8 +70,8 @@ def test_the_hub_token_is_used_and_appears_nowhere(
             "EventBridge events": report.events,
             "S3 objects the run wrote": {key: s3().get_object(Bucket=BUCKET, Key=key)["Body"].read() for key in keys()},
             "Bedrock calls": rig.bedrock.calls,
-            # The rig disables publishing: what CloudWatch would receive, as the EMF documents Powertools prints.
-            "metrics (EMF)": emf,
+            # What CloudWatch Logs would hold: each invocation's stdout and stderr, EMF metrics documents included.
+            "function logs": {function: rig.logs(function) for function in cfn.functions(_TEMPLATE)},
         }
     out, err = capfd.readouterr()
     places["stdout (Powertools logs and metrics)"] = out
@@ -91,13 +79,17 @@ def test_the_hub_token_is_used_and_appears_nowhere(
     places["log records"] = [(r.name, r.levelname, r.getMessage(), r.__dict__) for r in caplog.records]
 
     # The capture is not empty: the run's logs and metrics really are in what is searched.
-    assert "BytesCopied" in _text(places["metrics (EMF)"])
-    assert any(r.levelno == logging.DEBUG for r in caplog.records)
-    assert any(r.name.startswith("botocore") for r in caplog.records)
-    assert 'copied"' in out or any(r.getMessage() == "copied" for r in caplog.records)
+    copy_logs = "".join(places["function logs"]["CopyFileFunction"])
+    emf = [line for line in copy_logs.splitlines() if line.startswith('{"_aws"')]
+    assert any("BytesCopied" in line for line in emf)
+    assert "DEBUG botocore" in copy_logs
+    assert '"message":"copied"' in copy_logs.replace(" ", "")
 
     found = {place: form for place, value in places.items() for form in forms if form in _text(value)}
     assert found == {}, f"the token leaked into: {sorted(found)}"
+
+
+_TEMPLATE = cfn.load_template(REPO_ROOT / "template.yaml")
 
 
 def _forms(token: str) -> list[str]:

@@ -1,22 +1,22 @@
 """Switchable S3 faults for the local rig (dev/test only, never deployed).
 
-Every in-process AWS call under moto's `mock_aws` passes through moto's botocore stubber (a `before-send` handler).
-Inside `s3_faults()` that stubber is wrapped: a call matching an armed fault gets the error answer S3 would give
-(503 SlowDown, 500 InternalError, 403 AccessDenied) *instead of* reaching moto, so nothing is stored for it, and
-botocore's own retry logic sees it exactly as it would see S3's answer. botocore's back-off between retries is
-recorded instead of slept.
+The handlers run in the rig's Lambda workers and reach moto's S3 over HTTP, through the rig's moto server. Inside
+`s3_faults(rig)` a request filter on that server answers a request matching an armed fault with the error S3 would
+give (503 SlowDown, 500 InternalError, 403 AccessDenied) *instead of* passing it to moto, so nothing is stored for
+it, and the worker's botocore retry logic sees it exactly as it would see S3's answer. botocore's back-off between
+retries is recorded instead of slept (a worker setup step, tests/support/worker_steps.py).
 
-A `kill` fault models a copy Lambda that dies mid-file (timeout, out of memory): the matching call raises
-`LambdaKilled` (whose class name is `Lambda.Unknown`, the error Step Functions reports for a killed function), and
-from then on every request for that multipart upload (the parts still in flight, the AbortMultipartUpload of the
-handler's clean-up) fails the same way without reaching S3: a dead process sends nothing, so its upload stays open.
+A `kill` fault models a copy Lambda that dies mid-file (timeout, out of memory): the worker that sent the matching
+request is killed (SIGKILL) at once, and the invocation fails as `Lambda.Unknown`, the error Step Functions reports
+for a function killed that way. A dead process sends nothing more: its upload stays open (and any request of that
+upload still in flight is refused without reaching S3).
 
-    with LocalRig(...) as rig, s3_faults() as faults:
+    with LocalRig(...) as rig, s3_faults(rig) as faults:
         faults.add("slow_down", operations=("UploadPart",), times=3)
         report = rig.run({...})
         assert faults.answered[:3] == [("UploadPart", ..., 503, "SlowDown")] * 3
 
-Only calls made in this process are covered: the local Fargate copy task reaches moto through a moto server.
+The operation is named from the request (method, query, headers) as S3's REST API defines each one.
 """
 
 from __future__ import annotations
@@ -24,11 +24,15 @@ from __future__ import annotations
 import fnmatch
 import threading
 from collections.abc import Iterable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal, NamedTuple
-from unittest import mock
-from urllib.parse import parse_qs, unquote, urlsplit
+from typing import TYPE_CHECKING, Literal, NamedTuple
+
+from modelferry_cli.local.aws_server import Answer, SeenRequest
+from tests.support.worker_steps import record_botocore_backoff_of
+
+if TYPE_CHECKING:
+    from modelferry_cli.local.rig import LocalRig
 
 S3FaultKind = Literal["slow_down", "internal_error", "access_denied", "kill"]
 
@@ -40,12 +44,9 @@ _ANSWERS: dict[str, tuple[int, str, str]] = {
 }
 
 
-class LambdaKilled(Exception):
-    """The copy function was killed mid-file. Lambda reports an unhandled runtime failure (timeout, out of memory)
-    to Step Functions as `Lambda.Unknown`; the local rig reports an exception by its class name, hence the rename."""
-
-
-LambdaKilled.__name__ = LambdaKilled.__qualname__ = "Lambda.Unknown"
+# What the killed invocation reports: Lambda reports an unhandled runtime failure (timeout, out of memory) to Step
+# Functions as `Lambda.Unknown` (Step Functions developer guide, "Handling errors in Lambda" best practice).
+KILLED = "Lambda.Unknown"
 
 
 @dataclass
@@ -110,31 +111,34 @@ class S3Faults:
 
     # --- the hook ---------------------------------------------------------------------------------------------------
 
-    def _intercept(self, event_name: str, request: Any) -> Any:
-        """An AWSResponse answering this call, None to let moto answer it; raises LambdaKilled for a dead caller."""
-        service, _, operation = event_name.removeprefix("before-send.").partition(".")
-        if service != "s3":
+    def _intercept(self, request: SeenRequest, rig: LocalRig) -> Answer | None:
+        """The answer to this request, None to let moto answer it; a kill fault kills the worker that sent it."""
+        if request.service != "s3":
             return None
-        url = urlsplit(request.url)
-        query = parse_qs(url.query)
-        key = _object_key(url.hostname or "", url.path)
-        upload_id = query.get("uploadId", [None])[0]
-        part = query.get("partNumber", [None])[0]
+        operation = _s3_operation(request)
+        key = _object_key(request.host, request.path)
+        upload_id = request.first("uploadId")
+        part = request.first("partNumber")
         with self._lock:
             if upload_id is not None and upload_id in self.killed_uploads:
-                self.answered.append(Answered(operation, key, 0, "Lambda.Unknown"))
-                raise LambdaKilled(f"{operation} of s3://…/{key} after the function was killed: never sent")
+                self.answered.append(Answered(operation, key, 0, KILLED))
+                return _error_answer(500, "InternalError", "sent by a killed function: never reached S3")
             fault = self._take(operation, key, int(part) if part else None)
             if fault is None:
                 return None
             if fault.kind == "kill":
                 if upload_id is not None:
                     self.killed_uploads.add(upload_id)
-                self.answered.append(Answered(operation, key, 0, "Lambda.Unknown"))
-                raise LambdaKilled(f"the copy function was killed during {operation} of {key}")
-            status, code, message = _ANSWERS[fault.kind]
-            self.answered.append(Answered(operation, key, status, code))
-        return _error_response(request.url, status, code, message)
+                self.answered.append(Answered(operation, key, 0, KILLED))
+            else:
+                status, code, message = _ANSWERS[fault.kind]
+                self.answered.append(Answered(operation, key, status, code))
+        if fault.kind == "kill":
+            message = f"the copy function was killed during {operation} of {key}"
+            if request.access_key:
+                rig.kill_worker(request.access_key, KILLED, message)
+            return _error_answer(500, "InternalError", message)  # nobody is left to read it
+        return _error_answer(status, code, message)
 
     def _take(self, operation: str, key: str, part: int | None) -> S3Fault | None:
         for fault in self._armed:
@@ -157,51 +161,57 @@ class S3Faults:
 
 def _object_key(host: str, path: str) -> str:
     """The object key of an S3 request URL, virtual-hosted (bucket.s3.amazonaws.com/key) or path-style."""
-    key = unquote(path).lstrip("/")
+    key = path.lstrip("/")
+    host = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
     if host.startswith(("s3.", "s3-")) or host in {"127.0.0.1", "localhost"}:
         key = key.partition("/")[2]  # path-style: the first segment is the bucket
     return key
 
 
-class _RawBody:
-    def __init__(self, body: bytes) -> None:
-        self._body = body
+# (method, what the request names, its query marker) -> the S3 API operation (the Amazon S3 API reference's request
+# syntax of each); "upload" is a request of one multipart upload (an uploadId in its query).
+_OPERATIONS = {
+    ("PUT", "upload", False): "UploadPart",
+    ("PUT", "upload", True): "UploadPartCopy",
+    ("POST", "upload", False): "CompleteMultipartUpload",
+    ("DELETE", "upload", False): "AbortMultipartUpload",
+    ("GET", "upload", False): "ListParts",
+    ("POST", "uploads", False): "CreateMultipartUpload",
+    ("PUT", "object", False): "PutObject",
+    ("PUT", "object", True): "CopyObject",
+    ("GET", "object", False): "GetObject",
+    ("HEAD", "object", False): "HeadObject",
+    ("DELETE", "object", False): "DeleteObject",
+    ("POST", "delete", False): "DeleteObjects",
+    ("GET", "bucket", False): "ListObjects",
+    ("HEAD", "bucket", False): "HeadBucket",
+}
 
-    def stream(self, **_: Any) -> Iterator[bytes]:
-        yield self._body
+
+def _s3_operation(request: SeenRequest) -> str:
+    query = request.query
+    if "uploadId" in query:
+        names = "upload"
+    elif "uploads" in query or "delete" in query:
+        names = "uploads" if "uploads" in query else "delete"
+    else:
+        names = "object" if _object_key(request.host, request.path) else "bucket"
+    operation = _OPERATIONS.get((request.method, names, request.copy_source), f"{request.method} {request.path}")
+    return "ListObjectsV2" if operation == "ListObjects" and query.get("list-type") == ["2"] else operation
 
 
-def _error_response(url: str, status: int, code: str, message: str) -> Any:
-    from botocore.awsrequest import AWSResponse
-
+def _error_answer(status: int, code: str, message: str) -> Answer:
     body = f"<Error><Code>{code}</Code><Message>{message}</Message></Error>".encode()
-    return AWSResponse(url, status, {"Content-Type": "application/xml"}, _RawBody(body))
+    return Answer(status, [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))], body)
 
 
 @contextmanager
-def s3_faults() -> Iterator[S3Faults]:
-    """Arm S3 faults for the calls made inside the block (enter it inside `mock_aws` / a LocalRig)."""
-    from botocore.retries.standard import ExponentialBackoff
-    from moto.core.botocore_stubber import BotocoreStubber
-
+def s3_faults(rig: LocalRig) -> Iterator[S3Faults]:
+    """Arm S3 faults for the requests the rig's workers send inside the block."""
     faults = S3Faults()
-    moto_answer = BotocoreStubber.__call__
-    botocore_delay = ExponentialBackoff.delay_amount
-
-    def answer(self: Any, event_name: str, request: Any, **kwargs: Any) -> Any:
-        if self.enabled:
-            response = faults._intercept(event_name, request)
-            if response is not None:
-                return response
-        return moto_answer(self, event_name, request, **kwargs)
-
-    def recorded_delay(self: Any, context: Any) -> float:
-        delay = float(botocore_delay(self, context))
-        with faults._lock:
-            faults.backoff_delays.append(delay)
-        return 0.0
-
-    with ExitStack() as stack:
-        stack.enter_context(mock.patch.object(BotocoreStubber, "__call__", answer))
-        stack.enter_context(mock.patch.object(ExponentialBackoff, "delay_amount", recorded_delay))
+    remove = rig.add_request_filter(lambda request: faults._intercept(request, rig))
+    record_botocore_backoff_of(rig, faults.backoff_delays)
+    try:
         yield faults
+    finally:
+        remove()

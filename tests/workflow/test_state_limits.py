@@ -17,27 +17,20 @@ from moto import mock_aws
 from modelferry_cli.local.hub import LocalHub
 from modelferry_cli.local.model_factory import gpt_oss_repo
 from modelferry_cli.local.moto_patches import terminal_errors_escape_states_all
-from modelferry_cli.local.rig import LocalRig
+from modelferry_cli.local.rig import LocalRig, WorkerStep
 
 pytestmark = pytest.mark.workflow
 
 LIMIT = 256 * 1024
 
 
-def test_a_task_result_over_256_kib_fails_the_execution_past_its_catch(
-    hub: LocalHub, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from modelferry.handlers import verify_model
-
-    real = verify_model.handler
-
-    def verbose_verify(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        result = real(event, context)
-        return {**result, "reply": "x" * LIMIT}  # as a model answering at great length would
-
-    monkeypatch.setattr(verify_model, "handler", verbose_verify)
+def test_a_task_result_over_256_kib_fails_the_execution_past_its_catch(hub: LocalHub) -> None:
+    # Verify's result gains a 256 KiB "reply", as a model answering at great length would.
+    verbose_verify = WorkerStep(
+        "tests.support.worker_steps:pad_result", ["reply", LIMIT], frozenset({"VerifyModelFunction"})
+    )
     hub.add_repo("acme/tiny", gpt_oss_repo())
-    with LocalRig(hf_endpoint=hub.url) as rig:
+    with LocalRig(hf_endpoint=hub.url, worker_setup=[verbose_verify]) as rig:
         report = rig.run({"repo_id": "acme/tiny", "model_name": "tiny"})
 
     assert report.status == "FAILED"

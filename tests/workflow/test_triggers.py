@@ -35,6 +35,7 @@ from modelferry_cli.local.moto_patches import FakeLambdaContext, resolve_handler
 from modelferry_cli.local.rig import BUCKET, REGION, LocalRig
 from modelferry_cli.local.template import load_template
 from modelferry_cli.main import main
+from tests.support.worker_steps import hold_until
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
@@ -249,17 +250,12 @@ class _Terminal(io.StringIO):
 
 class _HoldFirstPlan:
     """Keeps the execution in Plan until the watcher has drawn its first frame, so the first frame is a running
-    execution whatever the machine's speed (no timing in the test)."""
+    execution whatever the machine's speed (no timing in the test). Plan runs in the rig's worker: it asks the test
+    process before it starts (tests/support/worker_steps.py)."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        import modelferry.handlers.plan as plan_module
-
+    def __init__(self, rig: LocalRig, monkeypatch: pytest.MonkeyPatch) -> None:
         self.released = threading.Event()
-        real_handler = plan_module.handler
-
-        def held(event: Any, context: Any) -> Any:
-            self.released.wait(timeout=120)
-            return real_handler(event, context)
+        hold_until(rig, "PlanFunction", self.released)
 
         class _Time:
             @staticmethod
@@ -267,7 +263,6 @@ class _HoldFirstPlan:
                 self.released.set()
                 threading.Event().wait(seconds)
 
-        monkeypatch.setattr(plan_module, "handler", held)
         monkeypatch.setattr(watch_view, "time", _Time)
 
 
@@ -284,7 +279,7 @@ def _stack_for(rig: LocalRig, name: str = "modelferry-local") -> str:
 def test_watch_follows_a_local_run_stage_by_stage(
     rig: LocalRig, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _HoldFirstPlan(monkeypatch)
+    _HoldFirstPlan(rig, monkeypatch)
     request = _event("execution-input-minimal.json")
     arn = rig.start(request, name="watch-demo")
 
@@ -347,7 +342,7 @@ def _assert_readme_shows(summary: str) -> None:
 def test_watch_redraws_in_place_on_a_terminal(rig: LocalRig, monkeypatch: pytest.MonkeyPatch) -> None:
     from modelferry_cli.main import build_parser
 
-    _HoldFirstPlan(monkeypatch)
+    _HoldFirstPlan(rig, monkeypatch)
     arn = rig.start(_event("execution-input-minimal.json"))
     args = build_parser().parse_args(["watch", arn, "--interval", "0.02"])
     terminal = _Terminal()

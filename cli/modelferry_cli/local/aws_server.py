@@ -29,7 +29,8 @@ class SeenRequest:
     query: dict[str, list[str]]
     service: str  # the SigV4 signing name (s3, sqs, ...); "" for an unsigned request
     access_key: str  # "" for an unsigned request
-    caller: str | None  # the worker that sent it (its label), None for a caller the rig did not register
+    caller: str | None  # the function whose worker sent it, None for a caller the rig did not register
+    copy_source: bool  # an x-amz-copy-source header: S3's CopyObject and UploadPartCopy
 
     def first(self, name: str) -> str | None:
         return self.query.get(name, [None])[0]
@@ -127,6 +128,7 @@ class AwsServer:
             service=service,
             access_key=access_key,
             caller=caller,
+            copy_source="HTTP_X_AMZ_COPY_SOURCE" in environ,
         )
 
     def _wrap(self, application: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:

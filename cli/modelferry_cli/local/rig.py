@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 import uuid
+import weakref
 import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
@@ -85,15 +86,22 @@ class WorkerStep:
 # Steps and listeners every rig made inside `for_every_rig` gets (fixtures that do not build the rig themselves).
 _EVERY_RIG_STEPS: list[WorkerStep] = []
 _EVERY_RIG_LISTENERS: dict[str, Callable[[str, Any], Any]] = {}
+_LIVE_RIGS: weakref.WeakSet[LocalRig] = weakref.WeakSet()
 
 
 @contextmanager
 def for_every_rig(
     steps: Sequence[WorkerStep] = (), listeners: Mapping[str, Callable[[str, Any], Any]] | None = None
 ) -> Iterator[None]:
-    """Every LocalRig built inside the block runs `steps` in its workers and answers `listeners`' channels."""
+    """Every LocalRig built inside the block, or already running when it starts, runs `steps` in its (new)
+    workers and answers `listeners`' channels (a fixture need not know which rig a test builds, nor when)."""
     _EVERY_RIG_STEPS.extend(steps)
     _EVERY_RIG_LISTENERS.update(listeners or {})
+    for live in list(_LIVE_RIGS):
+        for channel, listener in (listeners or {}).items():
+            live.listen(channel, listener)
+        for step in steps:
+            live.add_worker_setup(step.target, step.argument, step.functions)
     try:
         yield
     finally:
@@ -285,9 +293,11 @@ class LocalRig:
         except BaseException:
             self._stack.close()
             raise
+        _LIVE_RIGS.add(self)
         return self
 
     def __exit__(self, *exc: object) -> None:
+        _LIVE_RIGS.discard(self)
         self._stack.close()
 
     def _set_up(self) -> None:
@@ -409,7 +419,9 @@ class LocalRig:
         environment.update(
             {
                 "AWS_REGION": os.environ["AWS_REGION"],
-                "AWS_DEFAULT_REGION": os.environ["AWS_REGION"],
+                # Lambda sets both to the function's Region; the local stack's resources all live in REGION, so a
+                # rig playing a stack elsewhere (settings={"AWS_REGION": ...}) changes only what the code reads.
+                "AWS_DEFAULT_REGION": REGION,
                 "AWS_LAMBDA_FUNCTION_NAME": function,
                 "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
                 "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory),

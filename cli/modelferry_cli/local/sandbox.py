@@ -229,6 +229,7 @@ class SandboxPool:
         self, worker: _Worker, config: FunctionConfig, event: Any, simulated_seconds: float
     ) -> tuple[Any, bool, str, tuple[int, int], str, str]:
         request_id = lambda_worker.new_request_id()
+        log_start = os.path.getsize(worker.log_path)
         worker.pipe.send(("invoke", event, request_id, config.timeout_seconds, simulated_seconds))
         deadline = time.monotonic() + config.timeout_seconds
         # Lambda's words for a timeout (runtime logs); the rig cannot prove the exact text.
@@ -245,9 +246,9 @@ class SandboxPool:
         if worker.killed_as is None:
             worker.killed_as = ("Runtime.ExitError", f"RequestId: {request_id} Error: Runtime exited")
         payload = {"errorType": worker.killed_as[0], "errorMessage": worker.killed_as[1]}
-        size = os.path.getsize(worker.log_path)
+        log_span = (log_start, os.path.getsize(worker.log_path))  # what it wrote before it died
         self._discard(worker)
-        return payload, True, payload["errorType"], (size, size), worker.label, worker.log_path
+        return payload, True, payload["errorType"], log_span, worker.label, worker.log_path
 
     def _receive(
         self, worker: _Worker, deadline: float, on_deadline: tuple[str, str], memory_mb: int | None = None

@@ -1,9 +1,8 @@
 """Patches that let moto's Step Functions interpreter run the project's real handlers, fast.
 
 - Lambda tasks: moto would start a Docker container; here the rig's sandboxes (worker processes, `lambdas_through`)
-  or, for `LocalRig(in_process=True)`, this process (`in_process_lambdas`) run the handler, and an exception becomes
-  the `{"errorType": ClassName, ...}` payload Lambda returns, so the state machine sees the error by its class name,
-  as on AWS.
+  run the handler, and an exception becomes the `{"errorType": ClassName, ...}` payload Lambda returns, so the state
+  machine sees the error by its class name, as on AWS.
 - Wait states and Retry intervals: recorded on a SimulatedClock instead of slept (an hour-long wait takes no time).
 - IAM: each handler runs as its function's principal, each execution as the state machine's role (the interpreter's
   own Lambda invokes and S3 item reads go through boto3, so the guard checks them); `ecs:runTask.sync`, which never
@@ -81,42 +80,6 @@ def lambda_style_traceback(exc: BaseException) -> list[str]:
 def resolve_handler(dotted: str) -> Callable[[Any, Any], Any]:
     module_name, _, attribute = dotted.rpartition(".")
     return getattr(importlib.import_module(module_name), attribute)  # type: ignore[no-any-return]
-
-
-@contextmanager
-def in_process_lambdas(
-    handlers: dict[str, str],
-    on_invoke: Callable[[str, Any, Any], None] | None = None,
-    principal_of: Callable[[str], Principal | None] = lambda _: None,
-) -> Iterator[None]:
-    """Route moto's Lambda invocations for `handlers` (function name -> dotted handler path) into this process, each
-    made as the function's principal (`principal_of`, None: IAM not enforced)."""
-    from moto.awslambda.models import LambdaFunction
-
-    def invoke(self: Any, event: Any = None) -> tuple[str, bool, str]:
-        dotted = handlers.get(self.function_name)
-        if dotted is None:
-            raise KeyError(f"no local handler registered for Lambda function {self.function_name!r}")
-        payload = json.loads(event or "{}") if isinstance(event, str | bytes) else (event or {})
-        try:
-            with acting_as(principal_of(self.function_name)):
-                result = resolve_handler(dotted)(payload, FakeLambdaContext(self.function_name))
-        except Exception as exc:  # noqa: BLE001 - Lambda turns any exception into an error payload
-            error = {
-                "errorType": type(exc).__name__,
-                "errorMessage": str(exc),
-                "stackTrace": lambda_style_traceback(exc),
-            }
-            result, failed = error, True
-        else:
-            failed = False
-        if on_invoke:
-            with acting_as(None):  # the rig's and the tests' own bookkeeping
-                on_invoke(self.function_name, payload, result)
-        return json.dumps(result), failed, ""
-
-    with mock.patch.object(LambdaFunction, "_invoke_lambda", invoke):
-        yield
 
 
 @contextmanager

@@ -1,7 +1,8 @@
 """The local rig: the real state machine definition and the real handlers, on one machine.
 
 Step Functions, Lambda, S3, SNS, EventBridge and Secrets Manager come from moto (in-process, with its Step
-Functions interpreter actually executing the definition); Bedrock from the project's emulator over real HTTP
+Functions interpreter actually executing the definition; a moto server shares those backends with the processes);
+each Lambda invocation runs in a sandbox of its own (a worker process: `sandbox`); Bedrock from the project's emulator over real HTTP
 (boto3 reaches it through AWS_ENDPOINT_URL_BEDROCK[_RUNTIME]); the Hugging Face Hub from HF_ENDPOINT when given,
 else from the built-in LocalHub serving a generated GPT-OSS-shaped model. The wiring (functions, handlers,
 environment variable names, definition substitutions) is read from template.yaml, so the local run cannot drift
@@ -21,7 +22,7 @@ import time
 import uuid
 import weakref
 import zipfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -38,18 +39,15 @@ from modelferry_cli.local.aws_server import AwsServer, RequestFilter
 from modelferry_cli.local.bedrock import BedrockEmulator, EmulatorBehaviour
 from modelferry_cli.local.moto_patches import (
     EndedExecution,
-    FakeLambdaContext,
     SimulatedClock,
     context_start_time_as_text,
     distributed_map_failure_threshold,
     executions_as,
     fail_state_accepts_states_errors,
     imports_read_as_their_role,
-    in_process_lambdas,
     lambdas_through,
     local_fargate,
     on_execution_end,
-    resolve_handler,
     simulated_waits,
     stop_ends_task_token_waits,
     terminal_errors_escape_states_all,
@@ -237,15 +235,13 @@ class LocalRig:
         kms_key: bool = False,
         iam_off_because: str | None = None,
         definition_transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
-        in_process: bool = False,
         timeouts: Mapping[str, float] | None = None,
         memory_sizes: Mapping[str, int] | None = None,
         worker_setup: Sequence[WorkerStep] = (),
     ) -> None:
         """`kms_key`: the bucket is encrypted with a customer managed key (the template's KmsKeyArn), so every
         object read and write also needs that key. `iam_off_because`: turns IAM enforcement off (it is on by
-        default); a test that needs that says why. `in_process`: run handlers as threads of this process instead of
-        in sandboxes (shared globals, no Timeout or MemorySize); a caller that needs it says why. `timeouts` and
+        default); a test that needs that says why. Each Lambda invocation runs in a sandbox (`sandbox`). `timeouts` and
         `memory_sizes` override the template's Timeout (seconds) and MemorySize (MiB) per function logical id, so a
         test can make a function time out without waiting minutes. `worker_setup`: test hooks run in the workers."""
         if iam_off_because is not None and not iam_off_because.strip():
@@ -265,16 +261,14 @@ class LocalRig:
         self.hub: Any = None
         self.bedrock: BedrockEmulator | None = None
         self.lambda_calls: list[tuple[str, Any, Any]] = []
-        # Invocations end on several threads at once (a Map's children): one at a time records its call and empties
-        # the metrics the handlers share in this process; a test reading those metrics holds it too. (Re-entrant: a
-        # test's own recorder may wrap _record_call while holding it.)
+        # Invocations end on several threads at once (a Map's children): one at a time records its call. (Re-entrant:
+        # a test's own recorder may wrap _record_call while holding it.)
         self.calls_lock = threading.RLock()
         self.copy_task_runs: list[dict[str, str]] = []
         self.copy_task_exits: list[tuple[int, str]] = []  # each local Fargate task's exit status and stderr
         self.run_task_requests: list[dict[str, Any]] = []  # ecs:runTask.sync parameters, as the definition built them
         self._moto_server_url: str | None = None
         self._tmp: Path | None = None
-        self.in_process = in_process
         self._timeouts = dict(timeouts or {})
         self._memory_sizes = dict(memory_sizes or {})
         self._worker_setup = [*_EVERY_RIG_STEPS, *worker_setup]
@@ -347,22 +341,11 @@ class LocalRig:
         if missing:
             raise RuntimeError(f"template.yaml gives functions variables the local rig does not set: {sorted(missing)}")
 
-        handlers = {logical_id: spec["handler"] for logical_id, spec in functions.items()}
         if self.iam_enforced:
             self._stack.enter_context(iam.installed())
         self._denials_before = len(iam.guard.denials)
-        if self.in_process:
-            # Late-bound, so a test can wrap _record_call to act between stages.
-            self._stack.enter_context(
-                in_process_lambdas(
-                    handlers,
-                    on_invoke=lambda *call: self._record_call(*call),  # noqa: PLW0108
-                    principal_of=self.principals.get,
-                )
-            )
-        else:
-            self._start_sandboxes(functions)
-            self._stack.enter_context(lambdas_through(self._invoke_in_sandbox))
+        self._start_sandboxes(functions)
+        self._stack.enter_context(lambdas_through(self._invoke_in_sandbox))
         self._stack.enter_context(simulated_waits(self.clock))
         self._stack.enter_context(distributed_map_failure_threshold())
         self._stack.enter_context(fail_state_accepts_states_errors())
@@ -378,7 +361,6 @@ class LocalRig:
         os.environ["STATE_MACHINE_ARN"] = self.state_machine_arn
         if self.iam_enforced:
             self.principals.update(self._principals(template))
-        self._handlers = handlers
         self._machine_id = cfn.state_machine(template)[0]
         self._trigger_queues = self._wire_triggers(template)
         self._stack.enter_context(on_execution_end(self._send_status_change))
@@ -453,7 +435,7 @@ class LocalRig:
             self._record_call(function, event, invocation.result)
         return invocation.result, invocation.errored
 
-    def add_worker_setup(self, target: str, argument: Any = None, functions: Sequence[str] | None = None) -> None:
+    def add_worker_setup(self, target: str, argument: Any = None, functions: Iterable[str] | None = None) -> None:
         """Run a WorkerStep in the workers started from now on (idle workers started without it retire)."""
         step = WorkerStep(target, argument, frozenset(functions) if functions is not None else None)
         self._worker_setup.append(step)
@@ -771,7 +753,7 @@ class LocalRig:
 
     def deliver_trigger_events(self, max_rounds: int = 10) -> list[TriggerDelivery]:
         """Hand every event the template's rules matched to the rule's target (an execution of the state machine,
-        or a function's handler in-process), until no more arrive (handlers may cause new events)."""
+        or a function in its sandbox), until no more arrive (handlers may cause new events)."""
         delivered: list[TriggerDelivery] = []
         for _ in range(max_rounds):
             batch = [
@@ -792,16 +774,8 @@ class LocalRig:
                 raise NotImplementedError(f"the local rig delivers InputPath $.detail only, not {path}")
             return self.start(event["detail"] if path else event)
         function = target["Arn"]["Fn::GetAtt"][0]
-        if not self.in_process:
-            # An asynchronous invocation's error is recorded as Lambda would record it: its payload.
-            return self._invoke_in_sandbox(function, event)[0]
-        try:
-            with iam.acting_as(self.principals.get(function)):
-                result = resolve_handler(self._handlers[function])(event, FakeLambdaContext(function))
-        except Exception as exc:  # noqa: BLE001 - an asynchronous invocation's error, as Lambda would record it
-            result = {"errorType": type(exc).__name__, "errorMessage": str(exc)}
-        self._record_call(function, event, result)
-        return result
+        # An asynchronous invocation's error is recorded as Lambda would record it: its payload.
+        return self._invoke_in_sandbox(function, event)[0]
 
     # --- the import queue: its table, its clock and the execution status changes its cleanup rule receives ------
     def _create_import_queue_table(self, template: dict[str, Any]) -> None:
@@ -854,14 +828,10 @@ class LocalRig:
         return delivered
 
     def _record_call(self, function: str, event: Any, result: Any) -> None:
+        """Called after each invocation, on the interpreter's thread, before Step Functions sees the result (a test
+        may wrap it to act between stages)."""
         with self.calls_lock:
             self.lambda_calls.append((function, event, result))
-            if self.in_process:
-                # Each Lambda invocation starts with empty metrics; in one process they would pile up (metrics are
-                # off locally, so nothing flushes them) until Powertools prints 100 of them onto stdout.
-                from modelferry.adapters.observability import metrics
-
-                metrics.clear_metrics()
 
     # --- running ------------------------------------------------------------------------------------------------
     def start(self, request: dict[str, Any], name: str | None = None) -> str:

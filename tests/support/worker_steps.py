@@ -17,7 +17,6 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from modelferry_cli.local import lambda_worker
@@ -201,7 +200,8 @@ def local_lookups_only_in_workers() -> Iterator[list[str]]:
 def small_parts_in_workers(options: Any) -> Iterator[None]:
     from modelferry_cli.local.rig import WorkerStep, for_every_rig
 
-    with for_every_rig([WorkerStep(f"{_HERE}:small_parts", asdict(options), frozenset({"CopyFileFunction"}))]):
+    argument = options.model_dump(mode="json")  # TransferOptions, a pydantic model
+    with for_every_rig([WorkerStep(f"{_HERE}:small_parts", argument, frozenset({"CopyFileFunction"}))]):
         yield
 
 

@@ -42,7 +42,10 @@ def test_plan_without_put_object_fails_in_plan_with_access_denied(hub: LocalHub,
     with LocalRig(hf_endpoint=hub.url, template_path=template) as rig:
         report = rig.run(REQUEST)
         denied = {(name, action) for name, action, _ in rig.iam_denials}
+        plan_workers = {i.worker for i in rig.invocations if i.function == "PlanFunction"}
 
+    # Plan ran in a worker process, which evaluated its calls as PlanFunction's role and sent the refusal back.
+    assert plan_workers
     assert denied == {("PlanFunction", "s3:PutObject")}
     (error,) = _errors_of(report, "PlanFunction")
     assert "AccessDenied" in error["errorMessage"]

@@ -24,17 +24,22 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 # What the fork server imports once, so a worker starts without paying for them (not the project's code: a worker
-# imports its handler after its environment is set, as Lambda's runtime does).
+# imports its handler after its environment is set, as Lambda's runtime does). The heaviest imports of a handler
+# (python -X importtime): X-Ray's SDK under Powertools' Tracer, huggingface_hub's API, httpx, pydantic's types.
 PRELOADED = (
     "boto3",
     "botocore.session",
     "botocore.client",
     "pydantic",
+    "pydantic.types",
     "aws_lambda_powertools",
     "aws_lambda_powertools.logging",
     "aws_lambda_powertools.metrics",
+    "aws_lambda_powertools.tracing",
+    "aws_xray_sdk.core",
+    "httpx",
     "huggingface_hub",
-    "yaml",
+    "huggingface_hub.hf_api",
     "modelferry_cli.local.iam",
 )
 

@@ -25,7 +25,8 @@ from typing import Any, NamedTuple
 
 # What the fork server imports once, so a worker starts without paying for them (not the project's code: a worker
 # imports its handler after its environment is set, as Lambda's runtime does). The heaviest imports of a handler
-# (python -X importtime): X-Ray's SDK under Powertools' Tracer, huggingface_hub's API, httpx, pydantic's types.
+# (python -X importtime): X-Ray's SDK under Powertools' Tracer, httpx, pydantic's types. Not huggingface_hub's
+# `hf_api`: it builds a client at import with the endpoint of that moment, which in the fork server is the public Hub.
 PRELOADED = (
     "boto3",
     "botocore.session",
@@ -39,7 +40,6 @@ PRELOADED = (
     "aws_xray_sdk.core",
     "httpx",
     "huggingface_hub",
-    "huggingface_hub.hf_api",
     "modelferry_cli.local.iam",
 )
 

@@ -101,7 +101,7 @@ def ask_parent(channel: str, value: Any = None) -> Any:
         _pipe.send(("ask", channel, value))
         kind, answer = _pipe.recv()
     if kind != "answer":
-        raise RuntimeError(f"the rig answered {kind!r} to a question on {channel!r}")
+        raise RuntimeError(f"the rig refused a question on {channel!r}: {answer}")
     return answer
 
 

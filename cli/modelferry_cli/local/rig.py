@@ -1,12 +1,12 @@
 """The local rig: the real state machine definition and the real handlers, on one machine.
 
 Step Functions, Lambda, S3, SNS, EventBridge and Secrets Manager come from moto (in-process, with its Step
-Functions interpreter actually executing the definition; a moto server shares those backends with the processes);
-each Lambda invocation runs in a sandbox of its own (a worker process: `sandbox`); Bedrock from the project's emulator over real HTTP
-(boto3 reaches it through AWS_ENDPOINT_URL_BEDROCK[_RUNTIME]); the Hugging Face Hub from HF_ENDPOINT when given,
-else from the built-in LocalHub serving a generated GPT-OSS-shaped model. The wiring (functions, handlers,
-environment variable names, definition substitutions) is read from template.yaml, so the local run cannot drift
-from what is deployed.
+Functions interpreter actually executing the definition; a moto server shares those backends with other processes);
+each Lambda invocation runs in a sandbox of its own (a worker process: `sandbox`); Bedrock from the project's
+emulator over real HTTP (boto3 reaches it through AWS_ENDPOINT_URL_BEDROCK[_RUNTIME]); the Hugging Face Hub from
+HF_ENDPOINT when given, else from the built-in LocalHub serving a generated GPT-OSS-shaped model. The wiring
+(functions, handlers, environment variables, timeouts and memory sizes, definition substitutions) is read from
+template.yaml, so the local run cannot drift from what is deployed.
 """
 
 from __future__ import annotations

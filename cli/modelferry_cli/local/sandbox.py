@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from modelferry_cli.local import lambda_worker
 from modelferry_cli.local.lambda_worker import WorkerSpec
@@ -83,12 +83,25 @@ class _Worker:
     killed_as: tuple[str, str] | None = None  # (errorType, errorMessage) when the pool killed it on purpose
 
 
+class _Outcome(NamedTuple):
+    result: Any
+    errored: bool
+    kind: str  # Invocation.outcome
+    log_span: tuple[int, int]
+    worker: str
+    log_path: str
+
+
 # Worker setup steps: ("package.module:callable", argument, functions it applies to or None for all).
 SetupStep = tuple[str, Any, frozenset[str] | None]
 
 
 @dataclass
 class SandboxPool:
+    """A rig's workers. The callbacks are the rig's: the variables that point a worker at the rig's AWS and
+    Bedrock (given the worker's access key id), what worker setup steps report and ask, and which access keys are
+    live (so the rig's moto server can tell which function sent a request)."""
+
     work_dir: Path
     endpoint_environment: Callable[[str], dict[str, str]]  # access key -> AWS_* variables reaching the rig
     on_report: Callable[[str, str, Any], None]  # (function, channel, value)
@@ -119,9 +132,17 @@ class SandboxPool:
                 outcome = self._run(worker, config, event, simulated_seconds)
             finally:
                 self._release(worker)
-        result, errored, kind, span, label, log_path = outcome
+        seconds = time.monotonic() - started
         return Invocation(
-            config.function, event, result, errored, time.monotonic() - started, kind, label, log_path, span
+            config.function,
+            event,
+            outcome.result,
+            outcome.errored,
+            seconds,
+            outcome.kind,
+            outcome.worker,
+            outcome.log_path,
+            outcome.log_span,
         )
 
     def close(self) -> None:
@@ -195,7 +216,7 @@ class SandboxPool:
                 else:
                     payload, kind = message[1], "error"
                 self._discard(worker)
-                raise _InitFailed((payload, True, kind, (0, 0), worker.label, worker.log_path))
+                raise _InitFailed(_Outcome(payload, True, kind, (0, 0), worker.label, worker.log_path))
             if message[0] == "ready":
                 return worker
             self._serve(worker, message)
@@ -225,9 +246,7 @@ class SandboxPool:
         self.on_caller(worker.label, None)
 
     # --- one invocation ----------------------------------------------------------------------------------------
-    def _run(
-        self, worker: _Worker, config: FunctionConfig, event: Any, simulated_seconds: float
-    ) -> tuple[Any, bool, str, tuple[int, int], str, str]:
+    def _run(self, worker: _Worker, config: FunctionConfig, event: Any, simulated_seconds: float) -> _Outcome:
         request_id = lambda_worker.new_request_id()
         log_start = os.path.getsize(worker.log_path)
         worker.pipe.send(("invoke", event, request_id, config.timeout_seconds, simulated_seconds))
@@ -241,14 +260,14 @@ class SandboxPool:
             if message[0] == "result":
                 _, result, failed, denials, span = message
                 self._record_denials(denials)
-                return result, failed, "error" if failed else "ok", span, worker.label, worker.log_path
+                return _Outcome(result, failed, "error" if failed else "ok", span, worker.label, worker.log_path)
             self._serve(worker, message)
         if worker.killed_as is None:
             worker.killed_as = ("Runtime.ExitError", f"RequestId: {request_id} Error: Runtime exited")
         payload = {"errorType": worker.killed_as[0], "errorMessage": worker.killed_as[1]}
         log_span = (log_start, os.path.getsize(worker.log_path))  # what it wrote before it died
         self._discard(worker)
-        return payload, True, payload["errorType"], log_span, worker.label, worker.log_path
+        return _Outcome(payload, True, payload["errorType"], log_span, worker.label, worker.log_path)
 
     def _receive(
         self, worker: _Worker, deadline: float, on_deadline: tuple[str, str], memory_mb: int | None = None
@@ -276,18 +295,21 @@ class SandboxPool:
         if kind == "report":
             self.on_report(worker.function, channel, value)
         elif kind == "ask":
-            worker.pipe.send(("answer", self.on_ask(worker.function, channel, value)))
+            try:
+                answer = ("answer", self.on_ask(worker.function, channel, value))
+            except Exception as exc:  # noqa: BLE001 - the asking step fails, not the rig's interpreter thread
+                answer = ("refused", f"{type(exc).__name__}: {exc}")
+            worker.pipe.send(answer)
 
     @staticmethod
     def _record_denials(denials: list[Any]) -> None:
         from modelferry_cli.local.iam import guard
 
-        with guard._denials_lock:
-            guard.denials.extend(denials)
+        guard.record_denials(denials)
 
 
 class _InitFailed(Exception):
-    def __init__(self, outcome: Any = None) -> None:
+    def __init__(self, outcome: _Outcome) -> None:
         super().__init__("the worker failed to start")
         self.outcome = outcome
 

@@ -128,6 +128,12 @@ denials: list[tuple[str, Verdict]] = []
 _denials_lock = threading.Lock()
 
 
+def record_denials(found: Sequence[tuple[str, Verdict]]) -> None:
+    """Add denials recorded in another process (a Lambda worker's, sent back with its invocation's result)."""
+    with _denials_lock:
+        denials.extend(found)
+
+
 def authorize(principal: Principal, service: str, operation: str, needs: Sequence[Need]) -> None:
     """Raise the service's denial for the first need the principal's policy does not allow."""
     for need in needs:

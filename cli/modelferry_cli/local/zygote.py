@@ -101,6 +101,21 @@ def _serve(control: socket.socket) -> None:
         control.sendall(struct.pack("!Q", pid))
 
 
+# The services the handlers make clients for (modelferry.adapters.aws.client, the Hub token's Secrets Manager).
+_SERVICES = ("s3", "secretsmanager", "dynamodb", "sns", "events", "stepfunctions", "bedrock", "bedrock-runtime")
+
+
+def _warm_service_models() -> None:
+    """Parse each service's model (about 50 ms for S3) once, here, into boto3's default session, which the workers
+    inherit: the first client a handler makes then costs what a second one does. The throwaway clients get explicit
+    credentials and a Region, so nothing is looked up (no environment, no files, no network)."""
+    import boto3
+
+    boto3.setup_default_session()
+    for service in _SERVICES:
+        boto3.client(service, region_name="us-east-1", aws_access_key_id="warm", aws_secret_access_key="warm")  # noqa: S106
+
+
 def main(argv: list[str]) -> None:
     import importlib
 
@@ -108,6 +123,7 @@ def main(argv: list[str]) -> None:
 
     for module in PRELOADED:
         importlib.import_module(module)
+    _warm_service_models()
     _serve(socket.socket(fileno=int(argv[0])))
 
 

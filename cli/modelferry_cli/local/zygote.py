@@ -113,7 +113,12 @@ def _warm_service_models() -> None:
 
     boto3.setup_default_session()
     for service in _SERVICES:
-        boto3.client(service, region_name="us-east-1", aws_access_key_id="warm", aws_secret_access_key="warm")  # noqa: S106
+        boto3.client(  # type: ignore[call-overload]  # service: a str, not one of the stubs' Literals
+            service,
+            region_name="us-east-1",
+            aws_access_key_id="warm",
+            aws_secret_access_key="warm",  # noqa: S106
+        )
 
 
 def main(argv: list[str]) -> None:

@@ -61,6 +61,7 @@ TARGETS = {
     "rss_spread": 0.10,
 }
 CONTENDERS = ("baseline", "modelferry", "ceiling", "rss-small", "rss-large", "sha256")
+MOTO_KEY_BUFFER_BYTES = 8 * 1024 * MiB  # larger than any object of the benchmark: every object stays in memory
 AWS_ENV = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
 
 
@@ -80,14 +81,17 @@ def main() -> None:
 
     folder = make_model(args.cache / f"model-x{args.scale:g}", args.scale)
     runs: dict[str, list[dict[str, Any]]] = {}
-    with local_hub(folder) as (hub_url, commit):
+    with local_hub(folder) as (hub_url, commit, hub_pid):
         for repeat in range(1, args.repeat + 1):
             for name in CONTENDERS:
-                with moto_server() as s3_url:
+                with moto_server() as (s3_url, s3_pid):
                     scratch = args.cache / "scratch"
                     shutil.rmtree(scratch, ignore_errors=True)
                     scratch.mkdir(parents=True)
+                    hub_cpu, s3_cpu = process_cpu_seconds(hub_pid), process_cpu_seconds(s3_pid)
                     run = contender(name, hub_url=hub_url, commit=commit, s3_url=s3_url, scratch=scratch)
+                    run["hub_cpu_seconds"] = process_cpu_seconds(hub_pid) - hub_cpu
+                    run["s3_cpu_seconds"] = process_cpu_seconds(s3_pid) - s3_cpu
                     shutil.rmtree(scratch, ignore_errors=True)
                 load = os.getloadavg()[0]
                 print(f"run {repeat}/{args.repeat} {name:10} {describe(run)}  load {load:.1f}", flush=True)
@@ -126,22 +130,34 @@ def local_hub(folder: Path) -> Iterator[tuple[str, str]]:
         try:
             assert hub.stdout is not None
             started = json.loads(hub.stdout.readline())
-            yield started["url"], started["repos"][REPO]
+            yield started["url"], started["repos"][REPO], hub.pid
         finally:
             hub.terminate()
 
 
 @contextmanager
-def moto_server() -> Iterator[str]:
+def moto_server() -> Iterator[tuple[str, int]]:
     port = free_port()
     command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
-    with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as server:  # noqa: S603
+    # moto spools every object or part over its key buffer (5 MiB by default) to a temporary file, then reads the
+    # parts back from disk to complete an upload; S3 keeps no client waiting on a local disk, so neither does the bench
+    env = {**os.environ, "MOTO_S3_DEFAULT_KEY_BUFFER_SIZE": str(MOTO_KEY_BUFFER_BYTES)}
+    with subprocess.Popen(  # noqa: S603
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    ) as server:
         try:
             url = f"http://127.0.0.1:{port}"
             wait_until_up(url)
-            yield url
+            yield url, server.pid
         finally:
             server.terminate()
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """user + sys of a running process (its threads included), from /proc/PID/stat: the stand-ins' share of the
+    machine's two cores, which the contender competes with."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (fields 14, 15)
 
 
 def free_port() -> int:
@@ -183,7 +199,8 @@ def cpu_per_gib(run: dict[str, Any]) -> float:
 def describe(run: dict[str, Any]) -> str:
     return (
         f"{run['seconds']:7.1f} s  {run['bytes'] / MiB / run['seconds']:7.1f} MiB/s  "
-        f"cpu {cpu_per_gib(run):5.2f} s/GiB  rss {run['max_rss'] / MiB:6.0f} MiB  "
+        f"cpu {cpu_per_gib(run):5.2f} s/GiB  hub {run['hub_cpu_seconds']:5.1f} s  s3 {run['s3_cpu_seconds']:5.1f} s  "
+        f"rss {run['max_rss'] / MiB:6.0f} MiB  "
         f"disk {run['disk_bytes'] / MiB:8.1f} MiB"
     )
 

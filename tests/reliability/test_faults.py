@@ -264,6 +264,18 @@ def test_hub_corrupted_header_read_in_plan_is_read_again(hub, rig, record) -> No
     record("Hub", "one flipped byte in a safetensors header read by Plan", report, "header read again, in Plan")
 
 
+def test_hub_corrupted_config_read_in_plan_is_read_again(hub, rig, record) -> None:
+    # Plan reads config.json first; its first byte flipped is not JSON, and the model would be refused
+    flipped = hub.faults.add("corrupt", path_glob="config.json", on=("resolve",), offset=0)
+
+    report = rig.run(REQUEST)
+
+    succeeded(report, rig)
+    assert flipped.hits == 1
+    assert errors(rig, "PlanFunction") == []
+    record("Hub", "one flipped byte in config.json read by Plan", report, "read again (git blob sha1), in Plan")
+
+
 @pytest.mark.parametrize(
     "target", [(SHARD, "cdn"), ("tokenizer.json", "resolve")], ids=["multipart-shard", "single-put-git-file"]
 )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -42,6 +43,7 @@ from modelferry.errors import (
     TransferInterrupted,
 )
 from modelferry.transfer.engine import TransferOptions, copy_file, part_size_for
+from modelferry.transfer.hub_reader import HubFileReader
 from modelferry_cli.local.hub import LocalHub
 from modelferry_cli.local.model_factory import safetensors_bytes
 from tests.support.clocks import record_hub_pauses
@@ -251,6 +253,38 @@ def test_memory_is_bounded_by_parts_in_flight_times_part_size(hub, commit, s3, e
 
     assert result.parts == 5
     assert MiB < result.peak_buffered_bytes <= 2 * MiB  # parts overlapped, never more than two at once
+
+
+def test_a_part_is_uploaded_as_soon_as_it_is_read_not_after_the_parts_before_it(
+    hub, commit, s3, entries, monkeypatch
+) -> None:
+    """The hash goes in file order, the uploads do not wait for it: a slow first range holds one buffer, not the
+    whole pipeline."""
+    entry = entries["model.safetensors"]
+    later_part_uploaded = threading.Event()
+    read_into = HubFileReader.read_into
+
+    def first_part_read_last(self: HubFileReader, buffer: memoryview, start: int) -> None:
+        if start == 0:
+            assert later_part_uploaded.wait(timeout=30), "no later part was uploaded while the first was being read"
+        read_into(self, buffer, start)
+
+    class RecordingParts:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(s3, name)
+
+        def upload_part(self, **params: Any) -> Any:
+            answer = s3.upload_part(**params)
+            if params["PartNumber"] > 1:
+                later_part_uploaded.set()
+            return answer
+
+    monkeypatch.setattr(HubFileReader, "read_into", first_part_read_last)
+
+    result = copy(hub, commit, RecordingParts(), entry)
+
+    assert result.parts == 5
+    assert stored(s3, entry.key) == FILES["model.safetensors"]  # and hashed in order: the digest was checked
 
 
 @pytest.mark.parametrize(

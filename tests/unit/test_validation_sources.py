@@ -11,6 +11,7 @@ import pytest
 from moto import mock_aws
 
 from modelferry.adapters.hub import HubClient
+from modelferry.errors import ChecksumMismatch
 from modelferry.validation import HubRepoSource, LocalFolderSource, S3PrefixSource, ValidationOptions, validate
 from modelferry_cli.local.hub import LocalHub
 from modelferry_cli.local.model_factory import write_repo
@@ -127,3 +128,32 @@ def test_unreadable_targets_raise_the_transport_error(tmp_path: Path, s3):
         validate(LocalFolderSource(tmp_path / "nowhere"))
     with pytest.raises(s3.exceptions.NoSuchBucket):
         validate(S3PrefixSource(s3, "no-such-bucket", "models/x"))
+
+
+@pytest.mark.parametrize("listed", [True, False], ids=["planned-listing", "own-listing"])
+def test_a_hub_file_read_with_a_flipped_byte_is_read_again(hub: LocalHub, listed: bool):
+    commit = hub.add_repo("org/flipped-config", repos.qwen3_moe())
+    client = HubClient(hub.url)
+    source = HubRepoSource(
+        client, "org/flipped-config", commit, files=client.list_files("org/flipped-config", commit) if listed else None
+    )
+    source.list_files()
+    # config.json is a plain git file (checked by its blob sha1); its first byte flipped is not JSON any more
+    flipped = hub.faults.add("corrupt", path_glob="config.json", on=("resolve",), offset=0)
+
+    report = validate(source)
+
+    assert flipped.hits == 1
+    assert report.verdict == "ok"
+    assert source.read_file("config.json") == repos.qwen3_moe()["config.json"]
+
+
+def test_a_hub_file_wrong_in_every_read_fails_naming_it(hub: LocalHub):
+    commit = hub.add_repo("org/always-flipped", repos.qwen3_moe())
+    source = HubRepoSource(HubClient(hub.url), "org/always-flipped", commit)
+    source.list_files()
+    flipped = hub.faults.add("corrupt", path_glob="config.json", on=("resolve",), offset=3, times=None)
+
+    with pytest.raises(ChecksumMismatch, match=r"config\.json .* in 3 reads"):
+        source.read_file("config.json")
+    assert flipped.hits == 3

@@ -2,10 +2,10 @@
 
 Files below `single_put_max_bytes` are read whole (ranges in parallel), hashed, and stored with one PutObject that
 carries ChecksumSHA256, so S3 itself checks what it stored. Larger files go through a multipart upload fed by
-parallel range reads: parts reach the hash in file order whatever order they arrive in, are uploaded in parallel,
-and the digest is compared before CompleteMultipartUpload. Any failure aborts the upload, so a bad file never
-becomes visible and no multipart upload is left open. Memory is bounded by parts in flight x part size whatever the
-file size; nothing touches the local disk.
+parallel range reads: each part is uploaded as soon as it is read, the hash takes the parts in file order whatever
+order they arrive in, and the digest is compared before CompleteMultipartUpload. Any failure aborts the upload, so a
+bad file never becomes visible and no multipart upload is left open. Memory is bounded by parts in flight x part size
+whatever the file size; nothing touches the local disk.
 """
 
 from __future__ import annotations
@@ -74,8 +74,12 @@ _S3_TRANSIENT = {"SlowDown", "InternalError", "ServiceUnavailable", "RequestTime
 
 
 class TransferOptions(BaseModel):
-    """Tuning of one file copy. The defaults hold 64 MiB of part buffers; they suit the copy Lambda and the Fargate
-    task alike."""
+    """Tuning of one file copy. The defaults hold 128 MiB of part buffers (more for files over 78 GiB, whose parts
+    are larger); they suit the copy Lambda (3008 MB) and the Fargate task alike.
+
+    16 parts in flight, not 8: a buffer is held for its read from the Hub (8 MiB at the 40 MB/s one CDN connection
+    gives take about 0.2 s) plus its upload, so the bytes in flight, not the connections, bound the throughput
+    (docs/performance.md)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -87,7 +91,7 @@ class TransferOptions(BaseModel):
     )
     max_parts: int = Field(default=10_000, ge=1, le=10_000, description="S3's limit of parts per upload.")
     parts_in_flight: int = Field(
-        default=8, ge=1, description="Parts being read or uploaded at once: the memory bound is this x part size."
+        default=16, ge=1, description="Parts being read or uploaded at once: the memory bound is this x part size."
     )
     reads_on_mismatch: int = Field(
         default=3, ge=1, description="Reads of a file whose bytes hash wrong (the first and two re-reads), then fail."
@@ -423,25 +427,31 @@ class _FileCopy:
         return len(parts)
 
     def _stream_parts(self, upload_id: str) -> list[CompletedPartTypeDef]:
-        """Read parts in parallel, hash them in order on this thread, upload them in parallel, in at most
-        `parts_in_flight` buffers."""
+        """Read and upload parts in parallel, in at most `parts_in_flight` buffers, and hash them in file order on
+        this thread.
+
+        A part's upload starts as soon as its read ends, not when every part before it has been read and hashed: a
+        buffer is held for its read plus its upload, and no longer, so the same memory keeps more bytes moving.
+        The order of the hash does not gate what is sent, because nothing sent is visible before
+        CompleteMultipartUpload, which waits for the whole file's digest."""
         count = max(1, -(-self._size // self._part_size))
-        in_flight = self._options.parts_in_flight
-        # reads and uploads each use at most `in_flight` workers, so a submitted task never waits for a thread
-        pool = ThreadPoolExecutor(max_workers=2 * in_flight, thread_name_prefix="part")
-        reads: deque[Future[io.BytesIO]] = deque()
+        pool = ThreadPoolExecutor(max_workers=self._options.parts_in_flight, thread_name_prefix="part")
+        parts: deque[_Part] = deque()
         uploads: list[Future[CompletedPartTypeDef]] = []
-        next_read = 1
+        next_part = 1
         try:
-            for number in range(1, count + 1):
-                # top up the reads ahead; wait for a buffer only when nothing is being read
-                while next_read <= count and (buffer := self._buffers.take(block=not reads)) is not None:
-                    reads.append(pool.submit(self._read_part, next_read, buffer))
-                    next_read += 1
-                body = reads.popleft().result()
+            for _ in range(count):
+                # top up the parts ahead; wait for a buffer only when no part is on its way
+                while next_part <= count and (buffer := self._buffers.take(block=not parts)) is not None:
+                    part = _Part(next_part, buffer, self._buffers)
+                    uploads.append(pool.submit(self._read_and_upload, upload_id, part))
+                    parts.append(part)
+                    next_part += 1
+                part = parts.popleft()
+                body = part.read.result()
                 with body.getbuffer() as view:
                     self._digest.update(view)
-                uploads.append(pool.submit(self._upload_part, upload_id, number, body))
+                part.release()  # hashed
                 if self._upload_errors:
                     raise self._upload_errors[0]
             return [upload.result() for upload in uploads]
@@ -451,6 +461,19 @@ class _FileCopy:
 
     def _part_length(self, number: int) -> int:
         return min(self._part_size, self._size - (number - 1) * self._part_size)
+
+    def _read_and_upload(self, upload_id: str, part: _Part) -> CompletedPartTypeDef:
+        try:
+            body = self._read_part(part.number, part.buffer)
+        except BaseException as exc:
+            part.read.set_exception(exc)
+            part.release()  # not uploaded
+            raise
+        part.read.set_result(body)
+        try:
+            return self._upload_part(upload_id, part.number, body)
+        finally:
+            part.release()  # uploaded, or failed
 
     def _read_part(self, number: int, body: io.BytesIO) -> io.BytesIO:
         if self._part_length(number) < self._part_size:
@@ -463,16 +486,34 @@ class _FileCopy:
         target = self._target
         try:
             with target.errors(f"UploadPart {number}"):
+                # the main thread may be hashing this buffer meanwhile: both only read it
                 response = target.s3.upload_part(
                     Bucket=target.bucket, Key=target.key, UploadId=upload_id, PartNumber=number, Body=body
                 )
         except BaseException as exc:
             self._upload_errors.append(exc)
             raise
-        finally:
-            self._buffers.give(body)
         self._reporter.add(self._part_length(number))
         return {"PartNumber": number, "ETag": response["ETag"]}
+
+
+class _Part:
+    """One part on its way: its buffer goes back to the pool when both its upload and the hash are done with it."""
+
+    def __init__(self, number: int, buffer: io.BytesIO, buffers: _PartBuffers) -> None:
+        self.number = number
+        self.buffer = buffer
+        self.read: Future[io.BytesIO] = Future()  # the buffer, filled; or why the read failed
+        self._buffers = buffers
+        self._holders = 2  # the upload and the hash
+        self._lock = threading.Lock()
+
+    def release(self) -> None:
+        with self._lock:
+            self._holders -= 1
+            last = self._holders == 0
+        if last:
+            self._buffers.give(self.buffer)
 
 
 def _abort(target: _Target, upload_id: str) -> None:

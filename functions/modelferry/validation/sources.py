@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import os
 import threading
 from abc import ABC, abstractmethod
@@ -21,13 +22,18 @@ from botocore.exceptions import ClientError
 
 from modelferry.adapters.aws import error_code
 from modelferry.contract import META_FIXED_SHA256
+from modelferry.errors import ChecksumMismatch
 
 if TYPE_CHECKING:  # the S3 validation stage must not load the Hub client (httpx, huggingface_hub)
     from mypy_boto3_s3 import S3Client
 
     from modelferry.adapters.hub import HubClient, HubFile
 
+logger = logging.getLogger(__name__)
+
 SMALL_FILE_MAX_BYTES = 16 * 1024 * 1024
+# Reads of a small Hub file whose bytes do not hash as published: the first and two re-reads (as for a shard).
+SMALL_FILE_READS = 3
 # Not part of the model: git metadata and huggingface_hub's download cache inside a `--local-dir` folder.
 LOCAL_SKIPPED_DIRS = frozenset({".git", ".cache"})
 
@@ -137,7 +143,9 @@ class HubRepoSource(Source):
     def __init__(self, hub: HubClient, repo_id: str, commit: str, files: list[HubFile] | None = None) -> None:
         super().__init__()
         self.hub, self.repo_id, self.commit = hub, repo_id, commit
+        self._published: dict[str, HubFile] = {}
         if files is not None:
+            self._published = {f.path: f for f in files}
             self._files = sorted((SourceFile(f.path, f.size) for f in files), key=lambda f: f.path)
 
     @property
@@ -145,10 +153,35 @@ class HubRepoSource(Source):
         return f"hf://{self.repo_id}@{self.commit}"
 
     def _list(self) -> list[SourceFile]:
-        return [SourceFile(f.path, f.size) for f in self.hub.list_files(self.repo_id, self.commit)]
+        self._published = {f.path: f for f in self.hub.list_files(self.repo_id, self.commit)}
+        return [SourceFile(f.path, f.size) for f in self._published.values()]
+
+    def read_file(self, path: str, max_bytes: int = SMALL_FILE_MAX_BYTES) -> bytes:
+        """A small file whole, checked against the digest the Hub lists for it (sha256 for an LFS file, else the
+        git blob sha1) and read again when it differs: a byte flipped on the way would otherwise become a config
+        that is not JSON, or a wrong value, and a good model would be refused. A mismatch in every read fails."""
+        for read in range(1, SMALL_FILE_READS + 1):
+            data = super().read_file(path, max_bytes)
+            published = self._published.get(path)
+            if published is None or _hashes_as_published(data, published):
+                return data
+            logger.warning("%s/%s: the bytes differ from the published digest (read %d)", self.location, path, read)
+        raise ChecksumMismatch(
+            f"{path} in {self.location}: the bytes read do not hash as the Hub publishes, in {SMALL_FILE_READS} reads"
+        )
 
     def _read_range(self, path: str, start: int, length: int) -> bytes:
         return self.hub.read_range(self.repo_id, self.commit, path, start, length)
+
+
+def _hashes_as_published(data: bytes, published: HubFile) -> bool:
+    if published.sha256 is not None:
+        return hashlib.sha256(data).hexdigest() == published.sha256
+    if published.blob_id is not None:
+        blob = hashlib.sha1(f"blob {len(data)}\0".encode(), usedforsecurity=False)
+        blob.update(data)
+        return blob.hexdigest() == published.blob_id
+    return True  # nothing published to check against
 
 
 class S3PrefixSource(WritableSource):

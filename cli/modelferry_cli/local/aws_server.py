@@ -82,7 +82,7 @@ class AwsServer:
                     self._ip_address, self._port, application, True, request_handler=QuietRequestHandler
                 )
                 self._server_ready_event.set()
-                self._server.serve_forever()
+                self._server.serve_forever(poll_interval=0.05)  # a rig stops it at its end: no 0.5 s wait
 
         self._server = FilteredMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._server.start()

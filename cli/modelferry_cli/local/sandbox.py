@@ -148,7 +148,10 @@ class SandboxPool:
     def close(self) -> None:
         with self._changed:
             self._closed = True
-            for worker in list(self._workers):
+            workers = list(self._workers)
+            for worker in workers:  # all stop at once: the waits below then overlap
+                _ask_to_stop(worker)
+            for worker in workers:
                 self._retire(worker)
 
     def kill(self, label: str, error_type: str, message: str) -> bool:
@@ -231,8 +234,7 @@ class SandboxPool:
 
     def _retire(self, worker: _Worker) -> None:
         """Stop an idle worker (called holding the condition)."""
-        with contextlib.suppress(BrokenPipeError, OSError):
-            worker.pipe.send(("stop",))
+        _ask_to_stop(worker)
         if not _exited(worker.pid, timeout=5):
             _sigkill(worker)
         self._discard(worker)
@@ -318,6 +320,11 @@ def _died(worker: _Worker, error_type: str, message: str) -> dict[str, str]:
     if worker.killed_as is None:
         worker.killed_as = (error_type, message)
     return {"errorType": worker.killed_as[0], "errorMessage": worker.killed_as[1]}
+
+
+def _ask_to_stop(worker: _Worker) -> None:
+    with contextlib.suppress(BrokenPipeError, OSError):
+        worker.pipe.send(("stop",))
 
 
 def _sigkill(worker: _Worker) -> None:

@@ -55,12 +55,12 @@ def main() -> None:
     tiny = "tests.support.sandbox_handlers.count"
     real = "modelferry.handlers.check_import.handler"  # fails on the empty event, after its import: what is timed
     pool = _pool(work_dir)
-    pool.invoke(_config("Warmup", tiny), {}, 0)  # starts the fork server
+    pool.invoke(_config("Warmup", tiny), {})  # starts the fork server
     cold, warm, cold_real = [], [], []
     for n in range(ROUNDS):
-        cold.append(_timed(lambda n=n: pool.invoke(_config(f"Tiny{n}", tiny), {}, 0)))
-        warm.append(_timed(lambda n=n: pool.invoke(_config(f"Tiny{n}", tiny), {}, 0)))
-        cold_real.append(_timed(lambda n=n: pool.invoke(_config(f"Real{n}", real), {}, 0)))
+        cold.append(_timed(lambda n=n: pool.invoke(_config(f"Tiny{n}", tiny), {})))
+        warm.append(_timed(lambda n=n: pool.invoke(_config(f"Tiny{n}", tiny), {})))
+        cold_real.append(_timed(lambda n=n: pool.invoke(_config(f"Real{n}", real), {})))
     pool.close()
     command = [sys.executable, "-c", SAME_IMPORTS]
     fresh = [_timed(lambda: subprocess.run(command, check=True)) for _ in range(ROUNDS)]  # noqa: S603

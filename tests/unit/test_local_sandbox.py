@@ -72,8 +72,8 @@ def config(handler: str, *, function: str | None = None, timeout: float = 60, me
 
 
 def test_a_worker_is_reused_warm_for_the_same_function(pool: SandboxPool) -> None:
-    first = pool.invoke(config("count"), {}, 0)
-    second = pool.invoke(config("count"), {}, 0)
+    first = pool.invoke(config("count"), {})
+    second = pool.invoke(config("count"), {})
 
     assert (first.outcome, second.outcome) == ("ok", "ok")
     assert second.worker == first.worker
@@ -81,8 +81,8 @@ def test_a_worker_is_reused_warm_for_the_same_function(pool: SandboxPool) -> Non
 
 
 def test_another_function_gets_a_worker_of_its_own(pool: SandboxPool) -> None:
-    counted = pool.invoke(config("count", function="A"), {}, 0)
-    other = pool.invoke(config("count", function="B"), {}, 0)
+    counted = pool.invoke(config("count", function="A"), {})
+    other = pool.invoke(config("count", function="B"), {})
 
     assert other.worker != counted.worker
     assert other.result["invocations_here"] == 1
@@ -93,14 +93,14 @@ def test_two_concurrent_invocations_run_in_two_workers_that_share_no_module_glob
     # Both handlers are inside at once (each waits for the other before it reads the global back): in one process
     # the second would have overwritten the first's `current_request`.
     with ThreadPoolExecutor(2) as threads:
-        results = list(threads.map(lambda i: pool.invoke(config("remember_then_meet"), {"id": i}, 0), ["a", "b"]))
+        results = list(threads.map(lambda i: pool.invoke(config("remember_then_meet"), {"id": i}), ["a", "b"]))
 
     assert [r.result for r in results] == [{"id": "a", "current_request": "a"}, {"id": "b", "current_request": "b"}]
     assert results[0].worker != results[1].worker
 
 
 def test_the_worker_has_exactly_its_functions_environment_and_the_context_counts_down(pool: SandboxPool) -> None:
-    invocation = pool.invoke(config("environment", timeout=30), {}, 0)
+    invocation = pool.invoke(config("environment", timeout=30), {})
 
     assert invocation.result["environment"] == {
         "AWS_REGION": "us-east-1",
@@ -114,20 +114,20 @@ def test_the_worker_has_exactly_its_functions_environment_and_the_context_counts
 def test_an_invocation_past_its_timeout_is_killed_as_sandbox_timedout_and_the_worker_replaced(
     pool: SandboxPool,
 ) -> None:
-    timed_out = pool.invoke(config("sleep_forever", timeout=1), {}, 0)
+    timed_out = pool.invoke(config("sleep_forever", timeout=1), {})
 
     assert timed_out.errored
     assert timed_out.outcome == "Sandbox.Timedout"
     assert timed_out.result == {"errorType": "Sandbox.Timedout", "errorMessage": "Task timed out after 1.00 seconds"}
     # The next invocation of the function starts a new worker.
-    again = pool.invoke(config("sleep_forever", timeout=1), {}, 0)
+    again = pool.invoke(config("sleep_forever", timeout=1), {})
     assert again.worker != timed_out.worker
     assert "sleeping past the timeout" in again.log()
 
 
 def test_an_invocation_over_its_memory_size_is_killed_as_out_of_memory(pool: SandboxPool) -> None:
     # The handler holds 400 MiB until killed: only the memory limit (or the 60 s timeout) can end it.
-    invocation = pool.invoke(config("allocate_forever", memory=256), {"mib": 400}, 0)
+    invocation = pool.invoke(config("allocate_forever", memory=256), {"mib": 400})
 
     assert invocation.errored
     assert invocation.outcome == "Runtime.OutOfMemory"
@@ -135,7 +135,7 @@ def test_an_invocation_over_its_memory_size_is_killed_as_out_of_memory(pool: San
 
 
 def test_a_handler_exception_is_lambdas_error_payload(pool: SandboxPool) -> None:
-    invocation = pool.invoke(config("fail"), {"model": "tiny"}, 0)
+    invocation = pool.invoke(config("fail"), {"model": "tiny"})
 
     assert invocation.errored
     assert invocation.outcome == "error"
@@ -143,11 +143,11 @@ def test_a_handler_exception_is_lambdas_error_payload(pool: SandboxPool) -> None
     assert invocation.result["errorMessage"] == "not ready: tiny"
     assert any("sandbox_handlers.py" in line for line in invocation.result["stackTrace"])
     # The worker survives a handled error, as a Lambda execution environment does.
-    assert pool.invoke(config("fail"), {"model": "tiny"}, 0).worker == invocation.worker
+    assert pool.invoke(config("fail"), {"model": "tiny"}).worker == invocation.worker
 
 
 def test_a_worker_that_exits_fails_its_invocation_with_runtime_exit_error(pool: SandboxPool) -> None:
-    invocation = pool.invoke(config("exit_hard"), {}, 0)
+    invocation = pool.invoke(config("exit_hard"), {})
 
     assert invocation.errored
     assert invocation.result["errorType"] == "Runtime.ExitError"
@@ -163,7 +163,7 @@ def test_a_worker_killed_by_the_rig_fails_with_the_error_the_rig_names(pool: San
 
     killer = threading.Thread(target=kill_once_started)
     killer.start()
-    invocation = pool.invoke(config("report_then_sleep", timeout=600), {}, 0)
+    invocation = pool.invoke(config("report_then_sleep", timeout=600), {})
     killer.join()
 
     assert killed == [True]
@@ -181,14 +181,14 @@ def test_at_most_max_workers_live_and_the_least_recently_used_idle_one_makes_roo
         max_workers=2,
     )
     try:
-        a = pool.invoke(config("count", function="A"), {}, 0)
-        b = pool.invoke(config("count", function="B"), {}, 0)
-        pool.invoke(config("count", function="A"), {}, 0)  # B is now the least recently used
-        c = pool.invoke(config("count", function="C"), {}, 0)
+        a = pool.invoke(config("count", function="A"), {})
+        b = pool.invoke(config("count", function="B"), {})
+        pool.invoke(config("count", function="A"), {})  # B is now the least recently used
+        c = pool.invoke(config("count", function="C"), {})
 
         assert sorted(rig.callers.values()) == ["A", "C"]
         assert set(rig.callers) == {a.worker, c.worker}
-        assert pool.invoke(config("count", function="B"), {}, 0).worker != b.worker  # B starts cold again
+        assert pool.invoke(config("count", function="B"), {}).worker != b.worker  # B starts cold again
     finally:
         pool.close()
     assert rig.callers == {}

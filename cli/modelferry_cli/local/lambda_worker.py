@@ -82,7 +82,8 @@ class LambdaContext:
 
 _pipe: Any = None
 _pipe_lock = threading.Lock()
-_simulated_seconds = 0.0
+# The channel on which a worker asks the rig for the Wait/Retry seconds it has skipped so far.
+SIMULATED_SECONDS = "simulated_seconds"
 
 
 def report(channel: str, value: Any) -> None:
@@ -168,11 +169,12 @@ def _environment_read_at_import(environment: dict[str, str]) -> None:
 
 
 def _queue_clock_follows_the_simulated_waits() -> None:
-    """The import queue measures time in line on a clock ahead by the Wait/Retry seconds the rig skipped (sent with
-    each invocation: they change only between states), as the rig's Bedrock emulator does."""
+    """The import queue measures time in line on a clock ahead by the Wait/Retry seconds the rig skipped, as the
+    rig's Bedrock emulator does. Asked of the rig at each reading: other executions' waits move it during an
+    invocation (a value sent with the invocation let a later ticket read an earlier time)."""
     queue = sys.modules.get("modelferry.stages.queue")
     if queue is not None:
-        queue.utc_now = lambda: datetime.now(UTC) + timedelta(seconds=_simulated_seconds)  # type: ignore[attr-defined]
+        queue.utc_now = lambda: datetime.now(UTC) + timedelta(seconds=ask_parent(SIMULATED_SECONDS))  # type: ignore[attr-defined]
 
 
 class Invoke(NamedTuple):
@@ -181,12 +183,9 @@ class Invoke(NamedTuple):
     event: Any
     request_id: str
     timeout_seconds: float
-    simulated_seconds: float  # the Wait/Retry seconds the rig has skipped so far
 
 
 def _invoke(spec: WorkerSpec, handler: Handler, invoke: Invoke) -> tuple[Any, bool, list[Any], tuple[int, int]]:
-    global _simulated_seconds  # noqa: PLW0603 - read by the patched queue clock
-    _simulated_seconds = invoke.simulated_seconds
     request_id = invoke.request_id
     from modelferry_cli.local.iam import guard
 

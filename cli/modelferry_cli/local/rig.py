@@ -33,7 +33,7 @@ from unittest import mock
 import boto3
 
 from modelferry.contract import WorkflowState
-from modelferry_cli.local import iam
+from modelferry_cli.local import iam, lambda_worker
 from modelferry_cli.local import template as cfn
 from modelferry_cli.local.aws_server import AwsServer, RequestFilter
 from modelferry_cli.local.bedrock import BedrockEmulator, EmulatorBehaviour
@@ -429,7 +429,7 @@ class LocalRig:
             raise KeyError(f"no function {function!r} in template.yaml")
         assert self._pool is not None  # noqa: S101 - started with the rig
         with iam.acting_as(None):  # the rig's own bookkeeping; the worker acts as the function
-            invocation = self._pool.invoke(self._function_config(function), event, self.clock.total_seconds)
+            invocation = self._pool.invoke(self._function_config(function), event)
             with self.calls_lock:
                 self.invocations.append(invocation)
             self._record_call(function, event, invocation.result)
@@ -456,6 +456,8 @@ class LocalRig:
                 self.worker_reports.setdefault(channel, []).append((function, value))
 
     def _on_ask(self, function: str, channel: str, value: Any) -> Any:
+        if channel == lambda_worker.SIMULATED_SECONDS:
+            return self.clock.total_seconds
         listener = self._listeners.get(channel)
         if listener is None:
             raise LookupError(f"a worker of {function} asked on {channel!r}, which no listener answers")

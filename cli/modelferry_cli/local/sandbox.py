@@ -121,7 +121,7 @@ class SandboxPool:
             for worker in [w for w in self._workers if not w.busy]:
                 self._retire(worker)
 
-    def invoke(self, config: FunctionConfig, event: Any, simulated_seconds: float) -> Invocation:
+    def invoke(self, config: FunctionConfig, event: Any) -> Invocation:
         started = time.monotonic()
         try:
             worker = self._acquire(config)
@@ -129,7 +129,7 @@ class SandboxPool:
             outcome = failed.outcome
         else:
             try:
-                outcome = self._run(worker, config, event, simulated_seconds)
+                outcome = self._run(worker, config, event)
             finally:
                 self._release(worker)
         seconds = time.monotonic() - started
@@ -248,10 +248,10 @@ class SandboxPool:
         self.on_caller(worker.label, None)
 
     # --- one invocation ----------------------------------------------------------------------------------------
-    def _run(self, worker: _Worker, config: FunctionConfig, event: Any, simulated_seconds: float) -> _Outcome:
+    def _run(self, worker: _Worker, config: FunctionConfig, event: Any) -> _Outcome:
         request_id = lambda_worker.new_request_id()
         log_start = os.path.getsize(worker.log_path)
-        worker.pipe.send(("invoke", event, request_id, config.timeout_seconds, simulated_seconds))
+        worker.pipe.send(("invoke", event, request_id, config.timeout_seconds))
         deadline = time.monotonic() + config.timeout_seconds
         # Lambda's words for a timeout (runtime logs); the rig cannot prove the exact text.
         timed_out = ("Sandbox.Timedout", f"Task timed out after {config.timeout_seconds:.2f} seconds")

@@ -107,7 +107,7 @@ def ask_parent(channel: str, value: Any = None) -> Any:
 
 
 def main(pipe: Any, spec: WorkerSpec) -> None:
-    """The worker process's main (the pool starts it through multiprocessing's fork server)."""
+    """The worker process's main (the pool forks it from the rig's fork server, `zygote`)."""
     global _pipe  # noqa: PLW0603 - one pipe per worker process, by design
     _pipe = pipe
     try:

@@ -173,26 +173,26 @@ def report_environment(function: str, argument: Any) -> None:
 
 # --- in the test process (the rig is imported here only: a worker imports none of it) --------------------------------
 @contextmanager
-def hub_pauses_recorded() -> Iterator[list[float]]:
-    """Every rig built inside records its workers' Hub pauses (instead of sleeping them) into the yielded list."""
+def _gathered(step: str, channel: str) -> Iterator[list[Any]]:
+    """Every rig built inside runs worker step `step`; what its workers report on `channel` is yielded as a list."""
     from modelferry_cli.local.rig import WorkerStep, for_every_rig
 
-    pauses: list[float] = []
-    with for_every_rig(
-        [WorkerStep(f"{_HERE}:record_hub_pauses")], {"hub_pauses": lambda _, seconds: pauses.append(seconds)}
-    ):
+    values: list[Any] = []
+    with for_every_rig([WorkerStep(f"{_HERE}:{step}")], {channel: lambda _, value: values.append(value)}):
+        yield values
+
+
+@contextmanager
+def hub_pauses_recorded() -> Iterator[list[float]]:
+    """Every rig built inside records its workers' Hub pauses (instead of sleeping them) into the yielded list."""
+    with _gathered("record_hub_pauses", "hub_pauses") as pauses:
         yield pauses
 
 
 @contextmanager
 def local_lookups_only_in_workers() -> Iterator[list[str]]:
     """Every rig built inside refuses its workers' lookups of other hosts; the refused names are yielded."""
-    from modelferry_cli.local.rig import WorkerStep, for_every_rig
-
-    refused: list[str] = []
-    with for_every_rig(
-        [WorkerStep(f"{_HERE}:local_lookups_only")], {"refused_lookups": lambda _, host: refused.append(host)}
-    ):
+    with _gathered("local_lookups_only", "refused_lookups") as refused:
         yield refused
 
 

@@ -9,6 +9,10 @@ disk. Contenders:
   does) of each file;
 - modelferry: `copy_file` for every file at once, as the Distributed Map would run them;
 - ceiling: the same sizes put from memory with modelferry's part size and parts in flight: what this S3 accepts;
+- uncoupled: a verified copy's work with nothing tying its parts together: every file read from the Hub by the
+  copy's reader (its part size and parts in flight) and hashed in order, while the ceiling's uploads run at once in
+  the same process. A copy does all of that work and must also wait for each part's read before its upload, so no
+  copy built on this reader and this uploader is faster or cheaper on this machine: the bound under the targets;
 - rss-small / rss-large: modelferry copying the 256 MiB file alone, then the 2 GiB file alone;
 - sha256: hashing as many bytes from memory, the floor of any verified copy's CPU.
 
@@ -60,7 +64,7 @@ TARGETS = {
     "rss_mib": 512,
     "rss_spread": 0.10,
 }
-CONTENDERS = ("baseline", "modelferry", "ceiling", "rss-small", "rss-large", "sha256")
+CONTENDERS = ("baseline", "modelferry", "ceiling", "uncoupled", "rss-small", "rss-large", "sha256")
 MOTO_KEY_BUFFER_BYTES = 8 * 1024 * MiB  # larger than any object of the benchmark: every object stays in memory
 AWS_ENV = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
 
@@ -122,7 +126,7 @@ def make_model(folder: Path, scale: float) -> Path:
 
 
 @contextmanager
-def local_hub(folder: Path) -> Iterator[tuple[str, str]]:
+def local_hub(folder: Path) -> Iterator[tuple[str, str, int]]:
     command = [sys.executable, "-m", "modelferry_cli.local.hub", "--port", "0"]
     command += ["--repo", f"{REPO}={folder}", "--bandwidth", str(HUB_BANDWIDTH)]
     print("starting the local Hub (it hashes the shards first)...", flush=True)
@@ -209,10 +213,12 @@ def report(runs: dict[str, list[dict[str, Any]]], total_bytes: int) -> None:
     def median(name: str, key: str) -> float:
         return statistics.median(run[key] for run in runs[name])
 
-    def per_run(name: str, measure: Callable[[dict[str, Any], dict[str, Any]], float]) -> list[float]:
-        """measure(this contender's run, modelferry's run) in each repetition (run a minute apart, so under about
+    def per_run(
+        name: str, measure: Callable[[dict[str, Any], dict[str, Any]], float], against: str = "modelferry"
+    ) -> list[float]:
+        """measure(this contender's run, the other's run) in each repetition (run a minute apart, so under about
         the same load from the rest of the machine)."""
-        return [measure(a, b) for a, b in zip(runs[name], runs["modelferry"], strict=True)]
+        return [measure(a, b) for a, b in zip(runs[name], runs[against], strict=True)]
 
     def time_ratios(name: str) -> list[float]:
         return per_run(name, lambda a, b: a["seconds"] / b["seconds"])
@@ -231,13 +237,15 @@ def report(runs: dict[str, list[dict[str, Any]]], total_bytes: int) -> None:
         "baseline": "baseline: snapshot_download + upload_file",
         "modelferry": "modelferry: copy_file, files in parallel",
         "ceiling": "S3 ceiling: the same sizes from memory",
+        "uncoupled": "uncoupled: Hub reads + sha256, and uploads",
         "rss-small": f"modelferry: the {median('rss-small', 'bytes') / MiB:.0f} MiB shard alone",
         "rss-large": f"modelferry: the {median('rss-large', 'bytes') / MiB:.0f} MiB shard alone",
         "sha256": "sha256 alone, from memory (the floor)",
     }
     for name, label in labels.items():
         seconds = median(name, "seconds")
-        ratio = f"{statistics.median(time_ratios(name)):.2f}x" if name in ("baseline", "modelferry", "ceiling") else "-"
+        timed = ("baseline", "modelferry", "ceiling", "uncoupled")
+        ratio = f"{statistics.median(time_ratios(name)):.2f}x" if name in timed else "-"
         cpu = statistics.median(cpu_per_gib(run) for run in runs[name])
         print(
             f"| {label:<42} | {seconds:6.1f} | {ratio:>13} | {median(name, 'bytes') / MiB / seconds:5.1f} "
@@ -284,6 +292,20 @@ def report(runs: dict[str, list[dict[str, Any]]], total_bytes: int) -> None:
     print()
     for target, passed, figure in checks:
         print(f"{'PASS' if passed else 'FAIL'}  {target}: {figure}")
+    # The bound under the targets, in their own terms: the copy's work with no part of it waiting for another
+    bound_share = per_run("ceiling", lambda a, b: a["seconds"] / b["seconds"], against="uncoupled")
+    bound_cpu = per_run("ceiling", lambda a, b: cpu_per_gib(b) / cpu_per_gib(a), against="uncoupled")
+    print(
+        "\nuncoupled, the bound under any copy on this reader and uploader: "
+        f"{statistics.median(bound_share):.0%} of the S3 ceiling (runs: {listed(bound_share, '.0%')}), "
+        f"CPU per GiB {statistics.median(bound_cpu):.2f}x the ceiling's (runs: {listed(bound_cpu, '.2f')})"
+    )
+    to_bound, cpu_to_bound = time_ratios("uncoupled"), cpu_ratios("uncoupled")
+    print(
+        f"modelferry against that bound: {statistics.median(to_bound):.0%} of its speed "
+        f"(runs: {listed(to_bound, '.0%')}), CPU per GiB {statistics.median(cpu_to_bound):.2f}x "
+        f"(runs: {listed(cpu_to_bound, '.2f')})"
+    )
 
 
 # --- The contenders (each in its own process) --------------------------------------------------------------------
@@ -295,6 +317,7 @@ def run_contender(argv: list[str]) -> None:
         "baseline": lambda: baseline(commit, s3_url, Path(scratch)),
         "modelferry": lambda: modelferry(hub_url, commit, s3_url, only=None),
         "ceiling": lambda: ceiling(hub_url, commit, s3_url),
+        "uncoupled": lambda: uncoupled(hub_url, commit, s3_url),
         "rss-small": lambda: modelferry(hub_url, commit, s3_url, only=RSS_SMALL),
         "rss-large": lambda: modelferry(hub_url, commit, s3_url, only=RSS_LARGE),
         "sha256": lambda: sha256_alone(hub_url, commit),
@@ -401,6 +424,66 @@ def ceiling(hub_url: str, commit: str, s3_url: str) -> tuple[int, int]:
 
     with ThreadPoolExecutor(max_workers=len(sizes)) as pool:
         return sum(pool.map(put, range(len(sizes)), sizes, clients)), 0
+
+
+def uncoupled(hub_url: str, commit: str, s3_url: str) -> tuple[int, int]:
+    """The ceiling's uploads and the copy's reads and hashing, at once in this process, with no part waiting for
+    another: the bytes read are hashed and dropped, the bytes uploaded come from memory."""
+    with ThreadPoolExecutor(max_workers=2) as both:
+        uploads = both.submit(ceiling, hub_url, commit, s3_url)
+        reads = both.submit(read_and_hash, hub_url, commit)
+        reads.result()
+        return uploads.result()
+
+
+def read_and_hash(hub_url: str, commit: str) -> int:
+    """Every file read from the Hub with the copy's reader, part size and parts in flight (buffers reused), and hashed
+    in file order as the copy hashes it; files in parallel. Returns the bytes read."""
+    import hashlib
+    import queue
+    from collections import deque
+
+    from modelferry.adapters.hub import HubClient
+    from modelferry.transfer.engine import TransferOptions, part_size_for
+    from modelferry.transfer.hub_reader import HubFileReader
+
+    options = TransferOptions()
+    hub = HubClient(hub_url)
+
+    def read_file(path: str, size: int, sha256: str | None) -> int:
+        part_size = part_size_for(size, options)
+        reader = HubFileReader(hub, repo_id=REPO, commit=commit, path=path, size=size, sha256=sha256)
+        reader.resolve()
+        free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
+        for _ in range(options.parts_in_flight):
+            free.put(bytearray(part_size))
+
+        def read(offset: int) -> tuple[bytearray, memoryview]:
+            buffer = free.get()
+            view = memoryview(buffer)[: min(part_size, size - offset)]
+            reader.read_into(view, offset)
+            return buffer, view
+
+        digest = hashlib.sha256()
+        offsets = iter(range(0, size, part_size))
+        with ThreadPoolExecutor(max_workers=options.parts_in_flight) as pool:
+            pending = deque(
+                pool.submit(read, offset) for _, offset in zip(range(options.parts_in_flight), offsets, strict=False)
+            )
+            while pending:
+                buffer, view = pending.popleft().result()
+                digest.update(view)
+                view.release()
+                free.put(buffer)
+                if (offset := next(offsets, None)) is not None:
+                    pending.append(pool.submit(read, offset))
+        if sha256 is not None and digest.hexdigest() != sha256:
+            raise RuntimeError(f"{path}: read bytes hash to {digest.hexdigest()}, the Hub published {sha256}")
+        return size
+
+    files = HubClient(hub_url).list_files(REPO, commit)
+    with ThreadPoolExecutor(max_workers=len(files)) as pool:
+        return sum(pool.map(read_file, [f.path for f in files], [f.size for f in files], [f.sha256 for f in files]))
 
 
 def sha256_alone(hub_url: str, commit: str) -> tuple[int, int]:

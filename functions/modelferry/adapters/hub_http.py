@@ -20,10 +20,8 @@ parsing (`parse_ratelimit_headers`).
 
 from __future__ import annotations
 
-import http.client
 import logging
 import random
-import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -31,12 +29,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Protocol, TypeVar
-from urllib.parse import urlsplit
 
-import certifi
 import httpx
 from huggingface_hub.utils import parse_ratelimit_headers
 
+from modelferry.adapters.raw_http import RawConnections, RawResponse
 from modelferry.errors import HubRateLimited, HubUnavailable
 
 logger = logging.getLogger(__name__)
@@ -223,7 +220,7 @@ class HubHttp:
             # identity: a compressed range cannot be written at its offset
             headers={"accept-encoding": "identity", "user-agent": "modelferry"},
         )
-        self._raw = _RawConnections(timeout_seconds)
+        self._raw = RawConnections(timeout_seconds)
 
     def close(self) -> None:
         self.client.close()
@@ -289,80 +286,3 @@ class _Answer(Protocol):
 
 
 _AnswerT = TypeVar("_AnswerT", bound=_Answer)
-
-
-class RawResponse:
-    """A response whose body goes straight from the socket into the caller's buffer (`http.client`'s readinto:
-    no chunk objects, no copy between them and the part buffer: the copy's CPU per byte is what it is for)."""
-
-    def __init__(self, response: http.client.HTTPResponse, connection: http.client.HTTPConnection, url: str) -> None:
-        self._response = response
-        self._connection = connection
-        self.url = url
-        self.status_code: int = response.status
-        self.headers: Mapping[str, str] = httpx.Headers(response.getheaders())
-
-    def readinto(self, view: memoryview) -> int:
-        """Up to len(view) bytes of the body into `view`; 0 at its end. Raises OSError or http.client errors (a
-        reset, a body shorter than its Content-Length) when it breaks."""
-        return self._response.readinto(view)
-
-    def read(self) -> bytes:
-        return self._response.read()
-
-    def close(self) -> None:
-        """Keep the connection for the next request if the body was read to its end, else drop it."""
-        if not self._response.isclosed():
-            self._connection.close()
-        self._response.close()
-
-
-class _RawConnections:
-    """Keep-alive connections for raw reads, one per host per thread (a range worker reads one range at a time).
-
-    `http.client` honours no proxy settings: the copy reads the CDN directly, as from a Lambda function."""
-
-    def __init__(self, timeout_seconds: float) -> None:
-        self._timeout = timeout_seconds
-        self._local = threading.local()
-        self._all: list[http.client.HTTPConnection] = []
-        self._lock = threading.Lock()
-        self._tls: ssl.SSLContext | None = None
-
-    def get(self, url: str, headers: Mapping[str, str]) -> RawResponse | str:
-        parts = urlsplit(url)
-        target = f"{parts.path or '/'}?{parts.query}" if parts.query else parts.path or "/"
-        request_headers = {"accept-encoding": "identity", "user-agent": "modelferry", **headers}
-        connection = self._connection(parts.scheme, parts.netloc)
-        for fresh in (False, True):
-            reused = connection.sock is not None
-            try:
-                connection.request("GET", target, headers=request_headers)
-                return RawResponse(connection.getresponse(), connection, url)
-            except (OSError, http.client.HTTPException) as exc:
-                connection.close()
-                if reused and not fresh:  # the server closed an idle keep-alive connection: try a new one at once
-                    continue
-                return repr(exc)
-        return "unreachable"  # pragma: no cover
-
-    def close_all(self) -> None:
-        with self._lock:
-            connections, self._all = self._all, []
-        for connection in connections:
-            connection.close()
-
-    def _connection(self, scheme: str, netloc: str) -> http.client.HTTPConnection:
-        pool: dict[tuple[str, str], http.client.HTTPConnection] = self._local.__dict__.setdefault("pool", {})
-        connection = pool.get((scheme, netloc))
-        if connection is None:
-            if scheme == "https":
-                if self._tls is None:
-                    self._tls = ssl.create_default_context(cafile=certifi.where())
-                connection = http.client.HTTPSConnection(netloc, timeout=self._timeout, context=self._tls)
-            else:
-                connection = http.client.HTTPConnection(netloc, timeout=self._timeout)
-            pool[(scheme, netloc)] = connection
-            with self._lock:
-                self._all.append(connection)
-        return connection

@@ -24,7 +24,8 @@ from huggingface_hub.utils import hf_raise_for_status
 
 from modelferry.adapters import hub_http
 from modelferry.adapters.hub import CDN_EXPIRED, HubClient, hub_errors
-from modelferry.adapters.hub_http import RawResponse, RetryPolicy
+from modelferry.adapters.hub_http import RetryPolicy
+from modelferry.adapters.raw_http import RawResponse
 from modelferry.errors import SizeMismatch, SourceChanged, TransferInterrupted
 
 logger = logging.getLogger(__name__)

@@ -482,7 +482,7 @@ def read_and_hash(hub_url: str, commit: str) -> int:
             raise RuntimeError(f"{path}: read bytes hash to {digest.hexdigest()}, the Hub published {sha256}")
         return size
 
-    files = HubClient(hub_url).list_files(REPO, commit)
+    files = hub.list_files(REPO, commit)
     with ThreadPoolExecutor(max_workers=len(files)) as pool:
         return sum(pool.map(read_file, [f.path for f in files], [f.size for f in files], [f.sha256 for f in files]))
 

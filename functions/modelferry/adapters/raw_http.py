@@ -22,7 +22,7 @@ import threading
 import urllib.request
 from collections.abc import Mapping
 from typing import NamedTuple
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 import certifi
 import httpx
@@ -97,7 +97,7 @@ class RawConnections:
     def get(self, url: str, headers: Mapping[str, str]) -> RawResponse | str:
         """The response to a GET of `url`, or why no response came (to be retried by the caller's policy)."""
         parts = urlsplit(url)
-        connection, proxy = self._connection(parts.scheme, parts.netloc)
+        connection, proxy = self._connection(parts)
         target = f"{parts.path or '/'}?{parts.query}" if parts.query else parts.path or "/"
         request_headers = {"accept-encoding": "identity", "user-agent": "modelferry", **headers}
         if proxy is not None and parts.scheme == "http":
@@ -122,30 +122,31 @@ class RawConnections:
         for connection in connections:
             connection.close()
 
-    def _connection(self, scheme: str, netloc: str) -> tuple[http.client.HTTPConnection, Proxy | None]:
+    def _connection(self, url: SplitResult) -> tuple[http.client.HTTPConnection, Proxy | None]:
         pool: dict[tuple[str, str], tuple[http.client.HTTPConnection, Proxy | None]]
         pool = self._local.__dict__.setdefault("pool", {})
-        if (scheme, netloc) not in pool:
-            pool[(scheme, netloc)] = self._connect(scheme, netloc)
+        key = (url.scheme, url.netloc)
+        if key not in pool:
+            pool[key] = self._connect(url)
             with self._lock:
-                self._all.append(pool[(scheme, netloc)][0])
-        return pool[(scheme, netloc)]
+                self._all.append(pool[key][0])
+        return pool[key]
 
-    def _connect(self, scheme: str, netloc: str) -> tuple[http.client.HTTPConnection, Proxy | None]:
-        """A connection to `netloc`, or to the proxy for it (not opened yet: http.client connects on first use)."""
-        where = urlsplit(f"{scheme}://{netloc}")
-        proxy = proxy_for(scheme, where.hostname or netloc)
-        connection: http.client.HTTPConnection
-        if scheme != "https":
-            host = netloc if proxy is None else f"{proxy.host}:{proxy.port}"
-            return http.client.HTTPConnection(host, timeout=self._timeout), proxy
+    def _connect(self, url: SplitResult) -> tuple[http.client.HTTPConnection, Proxy | None]:
+        """A connection to the URL's host, or to the proxy for it (not opened yet: http.client connects on first
+        use)."""
+        host = url.hostname or url.netloc
+        proxy = proxy_for(url.scheme, host)
+        if url.scheme != "https":
+            address = url.netloc if proxy is None else f"{proxy.host}:{proxy.port}"
+            return http.client.HTTPConnection(address, timeout=self._timeout), proxy
         if self._tls is None:
             self._tls = ssl.create_default_context(cafile=certifi.where())
         if proxy is None:
-            return http.client.HTTPSConnection(netloc, timeout=self._timeout, context=self._tls), None
+            return http.client.HTTPSConnection(url.netloc, timeout=self._timeout, context=self._tls), None
         connection = http.client.HTTPSConnection(proxy.host, proxy.port, timeout=self._timeout, context=self._tls)
         # CONNECT to the CDN through the proxy, then TLS with the CDN's own name (http.client's tunnel). Tested
         # through a minimal local CONNECT proxy (tests/unit/test_raw_http.py), not yet through a production proxy.
         tunnel_headers = {"Proxy-Authorization": proxy.authorization} if proxy.authorization else None
-        connection.set_tunnel(where.hostname or netloc, where.port or 443, headers=tunnel_headers)
+        connection.set_tunnel(host, url.port or 443, headers=tunnel_headers)
         return connection, proxy
